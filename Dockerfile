@@ -1,0 +1,47 @@
+# The l10n Pulse worker. One image for every role: the worker (default
+# command), `migrate`, the admin (a web head) and the operator commands:
+#   docker run IMAGE                                  # consume-pulse
+#   docker run IMAGE python manage.py migrate
+#   docker run IMAGE python manage.py reprocess-repo l10n-central/de
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    REPOSITORY_BASE=/srv/repos \
+    VAR_DIR=/srv/var \
+    HEARTBEAT_FILE=/tmp/l10n-worker-heartbeat
+
+WORKDIR /app
+
+# Dependencies first (pinned in pyproject.toml), so code changes reuse this layer.
+# Mercurial and psycopg install from binary wheels: no compiler in the image.
+COPY pyproject.toml ./
+RUN mkdir -p settings life l10n worker simulated \
+    && touch settings/__init__.py life/__init__.py l10n/__init__.py worker/__init__.py simulated/__init__.py \
+    && pip install . \
+    && pip uninstall --yes l10n-pulse-worker \
+    && rm -rf settings life l10n worker simulated build *.egg-info
+
+COPY manage.py ./
+COPY settings ./settings
+COPY life ./life
+COPY l10n ./l10n
+COPY worker ./worker
+
+# Clones live on shared storage (the web heads read them too); run as a plain user.
+RUN useradd --system --uid 10001 --home-dir /srv --shell /usr/sbin/nologin l10n \
+    && mkdir -p /srv/repos /srv/var \
+    && chown -R l10n /srv
+VOLUME ["/srv/repos"]
+USER l10n
+
+# Metrics for Prometheus (set METRICS_PORT=0 to turn off).
+ENV METRICS_PORT=9100
+EXPOSE 9100
+
+# Unhealthy when the consumer loop has not beaten within HEALTHCHECK_MAX_AGE (above HG_TIMEOUT).
+HEALTHCHECK --interval=60s --timeout=10s --start-period=60s --retries=3 CMD ["python", "-m", "worker.health"]
+
+CMD ["python", "manage.py", "consume-pulse"]

@@ -1,0 +1,183 @@
+"""Parsing Taskcluster task-completed messages and ``elmo.json`` artifacts (DESIGN §5.3).
+
+Pure code: decoded JSON in, dataclasses or a PermanentError with a readable
+reason out. The shape is checked with a JSON Schema; what a schema says
+poorly (40-hex revisions, locale tags, safe artifact names, paths) is
+checked by the same validators the rest of the worker uses.
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urljoin, urlsplit
+
+import jsonschema
+
+from life.errors import PermanentError
+from life.names import validate_locale_code, validate_revision
+
+from .models import SUMMARY_COUNTS, completion
+
+MAX_COUNT = 10**9
+MAX_COMPARISONS = 5000
+SUPPORTED_VERSIONS = ("1.0",)
+_TASK_ID = r"^[A-Za-z0-9_-]{22}$"
+_ARTIFACT_NAME = re.compile(r"public/(?:[A-Za-z0-9_][A-Za-z0-9._-]*/)*[A-Za-z0-9_][A-Za-z0-9._-]*\Z")
+_CONFIG_PATH = re.compile(r"(?:[A-Za-z0-9_][A-Za-z0-9._-]*/)*[A-Za-z0-9_][A-Za-z0-9._-]*\Z")
+
+_count = {"type": "integer", "minimum": 0, "maximum": MAX_COUNT}
+
+TASK_COMPLETED_SCHEMA = {
+    "type": "object",
+    "required": ["status", "runId"],
+    "properties": {
+        "version": {"const": 1},
+        "runId": {"type": "integer", "minimum": 0, "maximum": 1000},
+        "status": {
+            "type": "object",
+            "required": ["taskId"],
+            "properties": {"taskId": {"type": "string", "pattern": _TASK_ID}},
+        },
+    },
+}
+
+ELMO_SCHEMA = {
+    "type": "object",
+    "required": ["version", "comparisons"],
+    "properties": {
+        "version": {"type": "string"},
+        "compare-locales": {"type": "string", "maxLength": 40},
+        "repository": {"type": "string", "maxLength": 500},
+        "comparisons": {
+            "type": "array",
+            "maxItems": MAX_COMPARISONS,
+            "items": {
+                "type": "object",
+                "required": ["locale", "config", "artifact", "revisions", "summary"],
+                "properties": {
+                    "locale": {"type": "string", "maxLength": 30},
+                    "config": {"type": "string", "maxLength": 255},
+                    "artifact": {"type": "string", "maxLength": 255},
+                    "revisions": {
+                        "type": "object",
+                        "maxProperties": 20,
+                        "additionalProperties": {"type": "string"},
+                    },
+                    "summary": {
+                        "type": "object",
+                        "properties": {name: _count for name in (*SUMMARY_COUNTS, "missingInFiles")},
+                    },
+                },
+            },
+        },
+    },
+}
+
+TASK_SCHEMA = {
+    "type": "object",
+    "required": ["created", "metadata"],
+    "properties": {
+        "created": {"type": "string", "maxLength": 40},
+        "metadata": {"type": "object", "properties": {"source": {"type": "string", "maxLength": 500}}},
+        "routes": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+
+@dataclass(frozen=True)
+class TaskCompleted:
+    task_id: str
+    run_id: int
+
+
+@dataclass(frozen=True)
+class TaskDefinition:
+    created: datetime
+    source: str | None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    locale: str
+    config: str
+    artifact: str
+    revisions: tuple[tuple[str, str], ...]  # (repository URL, revision)
+    counts: dict  # the eleven summary counts and missingInFiles
+
+    @property
+    def total(self):
+        return self.counts["changed"] + self.counts["unchanged"] + self.counts["missing"] + self.counts["missingInFiles"]
+
+    @property
+    def completion(self):
+        c = self.counts
+        return completion(c["changed"], c["unchanged"], c["missing"], c["missingInFiles"])
+
+
+@dataclass(frozen=True)
+class ElmoReport:
+    repository: str
+    comparisons: tuple[Comparison, ...]
+
+
+def _validate(value, schema, what):
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(value))
+    if error is not None:
+        where = "/".join(str(part) for part in error.absolute_path) or "top level"
+        raise PermanentError(f"{what} is invalid at {where}: {error.message[:200]}")
+
+
+def parse_task_completed(value):
+    _validate(value, TASK_COMPLETED_SCHEMA, "task-completed message")
+    return TaskCompleted(value["status"]["taskId"], value["runId"])
+
+
+def parse_task_definition(value):
+    _validate(value, TASK_SCHEMA, "task definition")
+    try:
+        created = datetime.fromisoformat(value["created"].replace("Z", "+00:00"))
+    except ValueError:
+        raise PermanentError(f"task definition has an invalid created time {value['created'][:40]!r}") from None
+    if created.tzinfo is None:
+        raise PermanentError("task definition's created time has no time zone")
+    return TaskDefinition(created, value["metadata"].get("source"))
+
+
+def _repository_url(url):
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise PermanentError(f"repository {url[:100]!r} is not an http(s) URL")
+    return url if url.endswith("/") else url + "/"
+
+
+def parse_elmo(value, fallback_repository=None):
+    """An ElmoReport; the repository defaults to the task's ``metadata.source``."""
+    _validate(value, ELMO_SCHEMA, "elmo.json")
+    if value["version"] not in SUPPORTED_VERSIONS:
+        raise PermanentError(f"elmo.json version {value['version'][:20]!r} is not supported")
+    repository = value.get("repository") or fallback_repository
+    if not repository:
+        raise PermanentError("elmo.json names no repository and the task has no metadata.source")
+    repository = _repository_url(repository)
+    origin = "{0.scheme}://{0.netloc}/".format(urlsplit(repository))
+    comparisons = []
+    seen = set()
+    for index, entry in enumerate(value["comparisons"]):
+        locale = validate_locale_code(entry["locale"])
+        config = entry["config"]
+        if not _CONFIG_PATH.match(config):
+            raise PermanentError(f"comparison {index}: config {config[:80]!r} is not a safe relative path")
+        if not _ARTIFACT_NAME.match(entry["artifact"]):
+            raise PermanentError(f"comparison {index}: artifact {entry['artifact'][:80]!r} is not a public artifact name")
+        if (locale, config) in seen:
+            raise PermanentError(f"comparison {index}: {locale} {config} appears twice")
+        seen.add((locale, config))
+        revisions = []
+        for path, revision in sorted(entry["revisions"].items()):
+            if not path.startswith("/") or ".." in path.split("/") or "//" in path:
+                raise PermanentError(f"comparison {index}: revision key {path[:80]!r} is not an absolute path")
+            revisions.append((urljoin(origin, path if path.endswith("/") else path + "/"), validate_revision(revision)))
+        summary = entry["summary"]
+        counts = {name: summary.get(name, 0) for name in (*SUMMARY_COUNTS, "missingInFiles")}
+        comparisons.append(Comparison(locale, config, entry["artifact"], tuple(revisions), counts))
+    return ElmoReport(repository, tuple(comparisons))

@@ -1,0 +1,145 @@
+"""Storing an ElmoReport: runs, their revisions, and the active run per tree and locale.
+
+Runs inside the caller's transaction, in a number of queries that does not
+grow with the number of comparisons (bulk statements, chunked by the
+database's limits). Idempotent: a run exists once per (task, run, tree,
+locale); revisions not seen yet become placeholder changesets.
+"""
+
+import logging
+import re
+from dataclasses import dataclass
+
+from life import store as life_store
+from life.errors import PermanentError
+from life.models import Locale, Repository, Tree
+
+from .models import SUMMARY_COUNTS, Active, Run
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StoredRuns:
+    created: int = 0
+    activated: int = 0
+
+
+def config_repository(url):
+    """The known Repository a report's configuration lives in; never created from a message."""
+    repository = Repository.objects.filter(url__in=[url, url.rstrip("/")]).first()
+    if repository is None:
+        raise PermanentError(f"configuration repository {url} is not a known repository")
+    return repository
+
+
+def _tree_code(repository, config_path):
+    stem = config_path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    code = re.sub(r"[^A-Za-z0-9_-]+", "-", f"{repository.name.rsplit('/', 1)[-1]}-{stem}")
+    return code[:40]
+
+
+def trees_for(repository, config_paths):
+    """{config path: Tree}, creating the trees not known yet."""
+    trees = {t.config_path: t for t in Tree.objects.filter(config_repository=repository, config_path__in=config_paths)}
+    for path in sorted(set(config_paths) - trees.keys()):
+        code = _tree_code(repository, path)
+        taken = set(Tree.objects.filter(code__startswith=code).values_list("code", flat=True))
+        unique = next(c for c in [code, *(f"{code}-{n}" for n in range(2, 1000))] if c not in taken)
+        trees[path], created = Tree.objects.get_or_create(
+            config_repository=repository, config_path=path, defaults={"code": unique}
+        )
+        if created:
+            trees[path].repositories.add(repository)
+            log.info("new tree %s for %s %s", unique, repository.name, path)
+    return trees
+
+
+def _newer(run, than):
+    return (run.srctime, run.pk) > (than.srctime, than.pk)
+
+
+def store_report(report, *, root_url, task_id, run_id, srctime):
+    repository = config_repository(report.repository)
+    trees = trees_for(repository, [c.config for c in report.comparisons])
+    locales = life_store.ids_by(Locale, "code", (c.locale for c in report.comparisons))
+    revision_ids = life_store.ensure_placeholders({rev for c in report.comparisons for _, rev in c.revisions})
+
+    def key(comparison):
+        return trees[comparison.config].pk, locales[comparison.locale]
+
+    existing = set(Run.objects.filter(task_id=task_id, run_id=run_id).values_list("tree_id", "locale_id"))
+    Run.objects.bulk_create(
+        [
+            Run(
+                tree_id=key(c)[0],
+                locale_id=key(c)[1],
+                **{name: c.counts[name] for name in (*SUMMARY_COUNTS, "missingInFiles")},
+                total=c.total,
+                completion=c.completion,
+                srctime=srctime,
+                root_url=root_url,
+                task_id=task_id,
+                run_id=run_id,
+                artifact=c.artifact,
+            )
+            for c in report.comparisons
+            if key(c) not in existing
+        ],
+        ignore_conflicts=True,
+        batch_size=life_store.chunk_size(25),
+    )
+    runs = {(r.tree_id, r.locale_id): r for r in Run.objects.filter(task_id=task_id, run_id=run_id)}
+    RevisionLink = Run.revisions.through
+    Run.revisions.through.objects.bulk_create(
+        [RevisionLink(run_id=runs[key(c)].pk, changeset_id=revision_ids[rev]) for c in report.comparisons for _, rev in c.revisions],
+        ignore_conflicts=True,
+        batch_size=life_store.chunk_size(2),
+    )
+    return StoredRuns(
+        created=len(set(runs) - existing),
+        activated=activate_runs([runs[key(c)] for c in report.comparisons]),
+    )
+
+
+def _lock_active(keys):
+    """{(tree id, locale id): Active} for those of ``keys`` that have one, locked for update.
+
+    Only the Active rows are read: with a join (select_related), PostgreSQL
+    re-checks a row another worker has just re-pointed against the old run
+    row and silently drops it from the result.
+    """
+    if not keys:
+        return {}
+    rows = (
+        Active.objects.select_for_update()
+        .filter(tree_id__in={tree for tree, _ in keys}, locale_id__in={locale for _, locale in keys})
+        .order_by("tree_id", "locale_id")  # one lock order for every worker: no deadlock
+    )
+    return {(a.tree_id, a.locale_id): a for a in rows if (a.tree_id, a.locale_id) in keys}
+
+
+def activate_runs(runs):
+    """Make each run the active one of its tree and locale, unless a newer one already is."""
+    def key(run):
+        return run.tree_id, run.locale_id
+
+    # Lock before inserting: on MySQL an insert that finds the row takes a shared lock,
+    # and two workers upgrading theirs to update it would deadlock.
+    current = _lock_active({key(r) for r in runs})
+    first = sorted((r for r in runs if key(r) not in current), key=key)
+    if first:
+        Active.objects.bulk_create([Active(tree_id=r.tree_id, locale_id=r.locale_id, run=r) for r in first],
+                                   ignore_conflicts=True)
+        current.update(_lock_active({key(r) for r in first}))
+    # Read once the locks are held: these are the runs the rows point to now.
+    active_runs = Run.objects.only("srctime").in_bulk({a.run_id for a in current.values()})
+    changed = []
+    for run in runs:
+        active = current[key(run)]
+        if active.run_id != run.pk and _newer(run, active_runs[active.run_id]):
+            active.run = run
+            changed.append(active)
+    if changed:
+        Active.objects.bulk_update(changed, ["run"], batch_size=life_store.chunk_size(3))
+    return sum(1 for run in runs if current[key(run)].run_id == run.pk)

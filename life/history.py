@@ -1,0 +1,77 @@
+"""Reading changeset metadata from a local clone, many changesets at a time.
+
+This reads the changelog in-process with Mercurial's library: one open of
+the repository serves any number of changesets, with no per-changeset
+process and no template rendering. Only local, already pulled data is read
+here; network operations live in ``clones``.
+"""
+
+from mercurial import error as hgerror
+from mercurial import hg
+from mercurial import ui as hgui
+from mercurial.node import bin, hex, nullid
+
+from .errors import PermanentError, TransientError
+from .models import NULL_REVISION
+from .records import ChangesetRecord
+
+
+def _text(value):
+    # Databases refuse NUL; undecodable bytes must not stop an import.
+    return value.decode("utf-8", "replace").replace("\x00", "\ufffd")
+
+
+def open_repository(path):
+    ui = hgui.ui()
+    ui.setconfig(b"ui", b"quiet", b"true")
+    try:
+        # unfiltered: hidden (obsolete) changesets are still history we may be told about.
+        return hg.repository(ui, bytes(path)).unfiltered()
+    except hgerror.RepoError as error:
+        raise TransientError(f"cannot open clone {path}: {_text(error.args[0] if error.args else b'')}") from None
+
+
+def read_changesets(path, revisions):
+    """ChangesetRecords for ``revisions`` (40-hex strings), in the given order.
+
+    A revision the clone does not have is a permanent error: the clone was
+    pulled after the pushlog was read, so upstream lied to us.
+    """
+    repo = open_repository(path)
+    try:
+        changelog = repo.changelog
+        missing = [revision for revision in revisions if not changelog.hasnode(bin(revision))]
+        if missing:
+            raise PermanentError(
+                f"{len(missing)} changeset(s) listed upstream are not in the clone after pulling, "
+                f"e.g. {missing[0]}"
+            )
+        return [_record(changelog, bin(revision)) for revision in revisions]
+    finally:
+        repo.close()
+
+
+def read_all_changesets(path):
+    """Every changeset of the clone, parents before children."""
+    repo = open_repository(path)
+    try:
+        changelog = repo.changelog
+        return [_record(changelog, changelog.node(rev)) for rev in changelog]
+    finally:
+        repo.close()
+
+
+def _record(changelog, node):
+    entry = changelog.changelogrevision(node)
+    first, second = changelog.parents(node)
+    parents = (hex(first).decode(),) if first != nullid else (NULL_REVISION,)
+    if second != nullid:
+        parents += (hex(second).decode(),)
+    return ChangesetRecord(
+        revision=hex(node).decode(),
+        user=_text(entry.user),
+        description=_text(entry.description),
+        branch=_text(entry.extra.get(b"branch", b"default")),
+        parents=parents,
+        files=tuple(_text(name) for name in entry.files),
+    )

@@ -1,0 +1,198 @@
+"""What lives outside: locales, repositories and their history (DESIGN §5.4).
+
+The web heads read these tables: names and meanings are an interface.
+"""
+
+import hashlib
+
+from django.db import models
+
+NULL_REVISION = "0" * 40
+
+
+class Locale(models.Model):
+    code = models.CharField(max_length=30, unique=True)
+    name = models.CharField(max_length=100, blank=True, default="")
+    native = models.CharField(max_length=100, blank=True, default="")
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self):
+        return self.code
+
+
+class Forest(models.Model):
+    """A set of l10n repositories named ``<forest name>/<locale code>``."""
+
+    name = models.CharField(max_length=100, unique=True)
+    url = models.URLField(max_length=500)
+    archived = models.BooleanField(default=False)
+    fork_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="forks")
+
+    def __str__(self):
+        return self.name
+
+
+class RepositoryQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(archived=False)
+
+
+class Repository(models.Model):
+    """A repository on the hg server; ``name`` is its path there."""
+
+    name = models.CharField(max_length=200, unique=True)
+    url = models.URLField(max_length=500)
+    forest = models.ForeignKey(Forest, null=True, blank=True, on_delete=models.SET_NULL, related_name="repositories")
+    locale = models.ForeignKey(Locale, null=True, blank=True, on_delete=models.SET_NULL, related_name="repositories")
+    archived = models.BooleanField(default=False)
+    # A fork shares the local clone of the repository it forks.
+    fork_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="forks")
+    changesets = models.ManyToManyField("Changeset", related_name="repositories", blank=True)
+
+    objects = RepositoryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "repositories"
+
+    def __str__(self):
+        return self.name
+
+    def clone_owner(self):
+        """The repository whose local clone this one uses (the root of its forks)."""
+        owner, seen = self, {self.pk}
+        while owner.fork_of_id is not None and owner.fork_of_id not in seen:
+            seen.add(owner.fork_of_id)
+            owner = owner.fork_of
+        return owner
+
+    def last_push_id(self):
+        return self.pushes.aggregate(last=models.Max("push_id"))["last"] or 0
+
+
+class Branch(models.Model):
+    name = models.CharField(max_length=255, unique=True)
+
+    class Meta:
+        verbose_name_plural = "branches"
+
+    def __str__(self):
+        return self.name
+
+
+def path_digest(path):
+    """The key that carries File uniqueness: exact bytes, any length, any collation."""
+    return hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+class File(models.Model):
+    """A path touched by some changeset.
+
+    ``path`` is unique by meaning; the uniqueness is enforced on
+    ``path_hash`` because indexes cannot hold arbitrarily long paths and some
+    collations fold case and trailing spaces.
+    """
+
+    path = models.TextField()
+    path_hash = models.CharField(max_length=64, unique=True, editable=False)
+
+    def save(self, *args, **kwargs):
+        self.path_hash = path_digest(self.path)
+        super().save(*args, **kwargs)
+
+    def __str__(self):
+        return self.path
+
+
+class ChangesetQuerySet(models.QuerySet):
+    def placeholders(self):
+        return self.filter(placeholder=True)
+
+    def complete(self):
+        return self.filter(placeholder=False)
+
+
+class Changeset(models.Model):
+    """A Mercurial changeset, shared by every repository that contains it.
+
+    A *placeholder* holds only the revision: it was named (e.g. by a
+    compare-locales run) before its push arrived. Ingesting the push fills in
+    the same row.
+    """
+
+    revision = models.CharField(max_length=40, unique=True)
+    user = models.TextField(blank=True, default="")
+    description = models.TextField(blank=True, default="")
+    branch = models.ForeignKey(Branch, null=True, blank=True, on_delete=models.PROTECT, related_name="changesets")
+    files = models.ManyToManyField(File, related_name="changesets", blank=True)
+    parents = models.ManyToManyField("self", symmetrical=False, related_name="children", blank=True)
+    placeholder = models.BooleanField(default=False, db_index=True)
+
+    objects = ChangesetQuerySet.as_manager()
+
+    def __str__(self):
+        return self.revision[:12]
+
+    @property
+    def short_revision(self):
+        return self.revision[:12]
+
+
+class Push(models.Model):
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="pushes")
+    push_id = models.PositiveIntegerField()
+    user = models.CharField(max_length=255)
+    push_date = models.DateTimeField(db_index=True)
+    changesets = models.ManyToManyField(Changeset, related_name="pushes")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["repository", "push_id"], name="unique_push_per_repository")]
+        ordering = ["repository", "push_id"]
+
+    def __str__(self):
+        return f"{self.repository.name}#{self.push_id}"
+
+
+class Tree(models.Model):
+    """What a compare-locales configuration covers: the repositories it reads.
+
+    compare-locales runs name a tree by its configuration: the repository
+    holding it and the path of the configuration file in there.
+    """
+
+    code = models.CharField(max_length=50, unique=True)
+    repositories = models.ManyToManyField(Repository, related_name="trees", blank=True)
+    l10n = models.ForeignKey(Forest, null=True, blank=True, on_delete=models.SET_NULL, related_name="trees")
+    config_repository = models.ForeignKey(
+        Repository, null=True, blank=True, on_delete=models.SET_NULL, related_name="configured_trees"
+    )
+    config_path = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["config_repository", "config_path"], name="unique_tree_config")
+        ]
+
+    def __str__(self):
+        return self.code
+
+
+class SyncState(models.Model):
+    """How up to date a repository is, kept by every ingestion (message, backfill, reprocess).
+
+    Successes are recorded in the same transaction as the data they stored;
+    failures in a transaction of their own, so a rollback cannot erase them.
+    """
+
+    repository = models.OneToOneField(Repository, on_delete=models.CASCADE, related_name="sync_state")
+    last_synced = models.DateTimeField(null=True, blank=True, help_text="when it was last brought up to date")
+    upstream_push_id = models.PositiveIntegerField(default=0, help_text="newest push id seen upstream")
+    stored_push_id = models.PositiveIntegerField(default=0, help_text="newest push id stored")
+    last_attempt = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    failures = models.PositiveIntegerField(default=0, help_text="consecutive failures")
+    next_attempt = models.DateTimeField(null=True, blank=True, help_text="backfill leaves it alone until then")
+
+    def __str__(self):
+        return f"{self.repository.name}: {self.stored_push_id}/{self.upstream_push_id}"

@@ -1,0 +1,28 @@
+"""Plain data read from upstream, before it touches the database."""
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ChangesetRecord:
+    revision: str
+    user: str
+    description: str
+    branch: str
+    # First parent first; a root's only parent is the null revision.
+    parents: tuple[str, ...]
+    files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PushRecord:
+    push_id: int
+    user: str
+    date: int  # seconds since the epoch, UTC
+    changesets: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class PushlogPage:
+    last_push_id: int
+    pushes: tuple[PushRecord, ...]

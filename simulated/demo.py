@@ -1,0 +1,171 @@
+"""The README's first command: consume-pulse on the embedded broker, fed by a simulated world.
+
+Builds upstream repositories in a simulated hg.mozilla.org and compare-locales
+tasks (with the real compare-locales) in a simulated Taskcluster Queue,
+publishes what hg.mozilla.org and Taskcluster would publish, in their exact
+formats, to kombu's in-process broker, runs ``consume-pulse`` until the
+queues are idle, and prints what it stored, skipped and dead-lettered. The
+data stays in the SQLite database under VAR_DIR for inspection.
+
+    VAR_DIR=var/demo python -m simulated.demo
+"""
+
+import logging
+import os
+import re
+import sys
+from collections import Counter
+
+DEMO_LOCALES = {"de": "partial", "fr": "complete", "ja-JP-mac": "error", "es-ES": "obsolete"}
+
+
+class OutcomeCounter(logging.Handler):
+    """Counts the worker's per-message log lines by outcome, and the placeholders they filled."""
+
+    def __init__(self):
+        super().__init__()
+        self.outcomes = Counter()
+        self.placeholders_filled = 0
+
+    def emit(self, record):
+        event = getattr(record, "event", None)
+        if event:
+            self.outcomes[event["outcome"]] += 1
+            filled = re.search(r"(\d+) placeholders filled", event["detail"])
+            self.placeholders_filled += int(filled.group(1)) if filled else 0
+
+
+def build_world(hgmo, queue):
+    """Upstream history, tasks, and the messages announcing them, in the order they would arrive.
+
+    Returns [(exchange kind, routing key or None, body)].
+    """
+    from life.models import Forest, Repository
+    from simulated import compare, pulse
+
+    en_us = "l10n/gecko-strings"
+    hgmo.create_repo(en_us)
+    Repository.objects.create(name=en_us, url=hgmo.repo_url(en_us))
+    Forest.objects.create(name="l10n-central", url=hgmo.url + "l10n-central/")
+    messages = []
+
+    def push(name, push_id):
+        messages.append(("hg", name, pulse.changegroup(name, hgmo.repo_url(name), [push_id])))
+
+    def task(revisions, results):
+        document = compare.elmo_document(results, revisions=revisions, repository=hgmo.repo_url(en_us))
+        task_id = queue.add_task(source=hgmo.repo_url(en_us))
+        queue.add_artifact(task_id, 0, "public/elmo.json", document)
+        for code, result in results.items():
+            queue.add_artifact(task_id, 0, compare.artifact_name(code), result["details"])
+        messages.append(("task", None, queue.task_completed_message(task_id)))
+
+    # en-US and four new locale repositories, compared.
+    revisions, results = compare.publish_world(hgmo, DEMO_LOCALES)
+    push(en_us, 1)
+    for code in DEMO_LOCALES:
+        name = f"l10n-central/{code}"
+        messages.append(("hg", name, pulse.newrepo(name, hgmo.repo_url(name))))
+    task(revisions, results)
+
+    # German catches up; its compare task finishes before the push notification arrives.
+    revisions, results = compare.publish_world(hgmo, {"de": "complete"})
+    task(revisions, results)
+    push("l10n-central/de", hgmo.pushlog("l10n-central/de")[-1]["id"])
+
+    # A merge on en-US: two heads joined.
+    base = hgmo.pushlog(en_us)[-1]["changesets"][-1]
+    left = hgmo.commit(en_us, {"browser/menu.ftl": compare.REFERENCE["browser/menu.ftl"] + b"quit = Quit\n"},
+                       parents=[base], message="Add quit")
+    right = hgmo.commit(en_us, {"toolkit/about.ftl": compare.REFERENCE["toolkit/about.ftl"] + b"help = Help\n"},
+                        parents=[base], message="Add help")
+    hgmo.commit(en_us, {}, parents=[left, right], message="Merge quit and help")
+    push(en_us, hgmo.push(en_us))
+
+    # What else arrives on the hg exchange: obsolescence markers, new types, other repositories, garbage.
+    messages.append(("hg", en_us, pulse.obsolete(en_us, hgmo.repo_url(en_us), [base])))
+    messages.append(("hg", en_us, pulse.hgpush_body("made-up.1", en_us, {"repo_url": hgmo.repo_url(en_us)})))
+    messages.append(("hg", "mozilla-central", pulse.changegroup("mozilla-central", "https://hg.mozilla.org/mozilla-central", [9])))
+    messages.append(("hg", "l10n-central/de", b'{"payload": {"type": "changegroup.1", "data": {"pushlog_pushes": [{"pushid": "one"}]}}}'))
+    return messages
+
+
+def run_demo(var_dir):
+    """Build the world under ``var_dir``, publish it, run consume-pulse until idle; returns the report."""
+    from django.core.management import call_command
+    from kombu import Connection
+
+    from simulated import pulse
+    from simulated.hgmo import SimulatedHgmo
+    from simulated.taskcluster import SimulatedQueue
+    from worker import topology
+    from worker.config import load_config
+
+    counter = OutcomeCounter()
+    logging.getLogger("worker").addHandler(counter)
+    try:
+        with SimulatedHgmo(var_dir / "upstream") as hgmo, SimulatedQueue() as queue:
+            os.environ["TASKCLUSTER_ROOT_URL"] = queue.root_url
+            config = load_config(os.environ)
+            with Connection(config.broker_url) as connection:
+                topology.declare(connection.default_channel, config)
+                messages = build_world(hgmo, queue)
+                for kind, routing_key, body in messages:
+                    if kind == "hg":
+                        pulse.publish_hgpush(connection, routing_key, body)
+                    else:
+                        pulse.publish_task_completed(connection, *body)
+            print(f"published {len(messages)} messages on the embedded broker; running consume-pulse",
+                  file=sys.stderr)
+            call_command("consume-pulse", idle_exit=2)
+    finally:
+        logging.getLogger("worker").removeHandler(counter)
+    return report(counter)
+
+
+def report(counter):
+    from l10n.models import Active
+    from life.models import NULL_REVISION, Changeset, Push, Repository
+    from worker.models import DeadLetter
+
+    return {
+        "messages": dict(counter.outcomes),
+        "repositories": Repository.objects.count(),
+        "pushes": Push.objects.count(),
+        "changesets": Changeset.objects.complete().exclude(revision=NULL_REVISION).count(),
+        "placeholders_filled": counter.placeholders_filled,
+        "placeholders_waiting": Changeset.objects.placeholders().count(),
+        "runs": {a.locale.code: a.run.completion for a in Active.objects.select_related("locale", "run")},
+        "dead_letters": [f"{d.routing_key}: {d.error}" for d in DeadLetter.objects.order_by("created")],
+    }
+
+
+def print_report(result, database):
+    print("\n== consume-pulse report")
+    print("messages: " + ", ".join(f"{count} {outcome}" for outcome, count in sorted(result["messages"].items())))
+    print(f"stored: {result['repositories']} repositories, {result['pushes']} pushes, "
+          f"{result['changesets']} changesets ({result['placeholders_filled']} placeholders filled, "
+          f"{result['placeholders_waiting']} still waiting for their push)")
+    print("compare-locales, active run per locale: "
+          + ", ".join(f"{code} {completion}%" for code, completion in sorted(result["runs"].items())))
+    for letter in result["dead_letters"]:
+        print(f"dead letter: {letter}")
+    print(f"\nThe data stays in {database}: .venv/bin/python manage.py dbshell (with VAR_DIR=var/demo),")
+    print("or the admin: VAR_DIR=var/demo .venv/bin/python manage.py createsuperuser, then runserver, /admin/.")
+
+
+def main():
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings")
+    for name in ("PULSE_URL", "PULSE_USER", "PULSE_PASSWORD", "PULSE_HOST", "DATABASE_URL", "TASKCLUSTER_EXTRA_SOURCES"):
+        os.environ.pop(name, None)  # the demo always runs on the embedded broker and SQLite
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    result = run_demo(settings.VAR_DIR)
+    print_report(result, settings.DATABASES["default"]["NAME"])
+
+
+if __name__ == "__main__":
+    main()

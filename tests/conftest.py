@@ -1,0 +1,72 @@
+"""Shared fixtures: a simulated hg.mozilla.org, clone storage, service checks.
+
+Tests that need a service on this machine skip with the reason when it is
+missing, unless REQUIRE_SERVICES is set (as .ci/run does): then a missing
+service is a failure.
+"""
+
+import os
+import socket
+
+import pytest
+
+from simulated.broker import RABBITMQ_HOST, RABBITMQ_PORT, scratch_vhost
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES", "").lower() in ("1", "true", "yes")
+
+
+def require_service(name, host, port):
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError as error:
+        message = f"{name} is not reachable at {host}:{port} ({error})"
+        if REQUIRE_SERVICES:
+            pytest.fail(message + " and REQUIRE_SERVICES is set")
+        pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def no_worker_left_behind():
+    from tests.worker_support import WorkerProcess
+
+    yield
+    while WorkerProcess.running:
+        WorkerProcess.running.pop().kill()
+
+
+@pytest.fixture
+def hgmo(tmp_path):
+    from simulated.hgmo import SimulatedHgmo
+
+    with SimulatedHgmo(tmp_path / "upstream") as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def repository_base(tmp_path, settings):
+    settings.REPOSITORY_BASE = tmp_path / "clones"
+    settings.HTTP_TIMEOUT = 5
+    settings.HG_TIMEOUT = 60
+    # Each test makes its own repositories; the worker's cache of them must not outlive a test.
+    settings.KNOWN_REPOSITORIES_TTL = 0
+    return settings.REPOSITORY_BASE
+
+
+# --- RabbitMQ ---------------------------------------------------------------
+
+
+@pytest.fixture
+def broker_url():
+    """A fresh vhost on the real RabbitMQ, with the upstream exchanges declared as Pulse has them."""
+    require_service("RabbitMQ", RABBITMQ_HOST, RABBITMQ_PORT)
+    with scratch_vhost() as url:
+        yield url
+
+
+@pytest.fixture
+def worker_env(broker_url, monkeypatch):
+    """Environment for a worker on the test broker, with quick retries."""
+    env = {"PULSE_URL": broker_url, "PULSE_RETRY_DELAYS": "1", "PULSE_PREFETCH": "4"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env

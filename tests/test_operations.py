@@ -1,0 +1,99 @@
+"""What an operator relies on: metrics, JSON logs, the health check, the Dockerfile."""
+
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from life.models import Push, Repository
+from simulated import pulse
+from tests.worker_support import PROJECT, WorkerProcess, declare_queues, wait_until
+from tests.test_worker import publish, push_message
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def metric(text, name, **labels):
+    selector = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    series = f"{name}{{{selector}}}" if labels else name
+    match = re.search(rf"^{re.escape(series)} (\S+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_metrics_json_logs_and_heartbeat_of_a_running_worker(hgmo, broker_url, worker_env, tmp_path, monkeypatch):
+    port = free_port()
+    heartbeat = tmp_path / "heartbeat"
+    monkeypatch.setenv("METRICS_PORT", str(port))
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    monkeypatch.setenv("HEARTBEAT_FILE", str(heartbeat))
+    hgmo.create_repo("l10n-central/de")
+    repo = Repository.objects.create(name="l10n-central/de", url=hgmo.repo_url("l10n-central/de"))
+    hgmo.commit_and_push(repo.name, {"a": b"1"})
+    declare_queues()
+    publish(broker_url, repo.name, push_message(hgmo, repo.name, 1))
+    publish(broker_url, "mozilla-central", pulse.changegroup("mozilla-central", "https://hg.example/", [3]))
+    publish(broker_url, repo.name, b"not json")
+
+    worker = WorkerProcess("--idle-exit", "60", log_path=tmp_path / "worker.log")
+    wait_until(lambda: worker.output().count('"outcome": ') == 3)
+
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    hg = "exchange/hgpushes/v2"
+    assert metric(text, "l10n_worker_messages_total", exchange=hg, outcome="stored") == 1
+    assert metric(text, "l10n_worker_messages_total", exchange=hg, outcome="skipped") == 1
+    assert metric(text, "l10n_worker_messages_total", exchange=hg, outcome="dead-lettered") == 1
+    assert metric(text, "l10n_worker_dead_letters_total", exchange=hg) == 1
+    assert metric(text, "l10n_worker_hg_seconds_count") == 1
+    assert metric(text, "l10n_worker_last_success_timestamp_seconds") > 0
+
+    health = subprocess.run([sys.executable, "-m", "worker.health"], cwd=PROJECT, capture_output=True, text=True,
+                            env={**__import__("os").environ, "HEARTBEAT_FILE": str(heartbeat)})
+    assert health.returncode == 0, health.stdout
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0
+
+    events = [json.loads(line) for line in worker.output().splitlines()]  # every line is JSON
+    stored = next(e for e in events if e.get("outcome") == "stored")
+    assert stored["exchange"] == hg and stored["routing_key"] == "l10n-central/de"
+    assert stored["type"] == "changegroup.1" and stored["subject"] == "l10n-central/de"
+    assert stored["duration"] >= 0 and "1 pushes" in stored["detail"]
+    assert Push.objects.count() == 1
+
+
+def test_health_check_fails_without_a_fresh_heartbeat(tmp_path):
+    stale = tmp_path / "heartbeat"
+    stale.touch()
+    env = {**__import__("os").environ, "HEARTBEAT_FILE": str(stale), "HEALTHCHECK_MAX_AGE": "-1"}
+    result = subprocess.run([sys.executable, "-m", "worker.health"], cwd=PROJECT, capture_output=True, text=True, env=env)
+    assert result.returncode == 1 and "unhealthy" in result.stdout
+    env["HEARTBEAT_FILE"] = str(tmp_path / "missing")
+    result = subprocess.run([sys.executable, "-m", "worker.health"], cwd=PROJECT, capture_output=True, text=True, env=env)
+    assert result.returncode == 1 and "no heartbeat" in result.stdout
+
+
+def test_dockerfile_runs_the_pinned_worker_as_a_non_root_user_with_a_health_check():
+    lines = [line.strip() for line in (PROJECT / "Dockerfile").read_text().splitlines()]
+    instructions = [line for line in lines if line and not line.startswith("#")]
+    assert instructions[0].startswith("FROM python:3.11-slim")
+    user = [line for line in instructions if line.startswith("USER ")]
+    assert user and user[-1].split()[1] not in ("root", "0")
+    assert any(line.startswith("VOLUME") and "/srv/repos" in line for line in instructions)
+    assert any("REPOSITORY_BASE=/srv/repos" in line for line in instructions)
+    healthcheck = next(line for line in instructions if line.startswith("HEALTHCHECK"))
+    assert "worker.health" in healthcheck
+    assert instructions[-1] == 'CMD ["python", "manage.py", "consume-pulse"]'
+    # The image installs exactly what pyproject.toml pins, nothing floating.
+    assert any("pip install" in line and "--no-deps" not in line for line in instructions)
+    assert any("COPY pyproject.toml" in line for line in instructions)
+    assert not any(re.search(r"pip install [^.-]*[a-z]+\s*$", line) for line in instructions)

@@ -1,0 +1,257 @@
+"""consume-pulse against the real RabbitMQ, the real database and the simulated hg.mozilla.org."""
+
+import signal
+import sys
+import subprocess
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+from kombu import Connection
+
+from life.models import Changeset, Forest, Push, Repository
+from simulated import pulse
+from tests.worker_support import WorkerProcess, declare_queues, queue_depth, run_worker, wait_until
+from worker.models import DeadLetter
+
+
+def make_repository(hgmo, name):
+    hgmo.create_repo(name)
+    return Repository.objects.create(name=name, url=hgmo.repo_url(name))
+
+
+def publish(broker_url, repository, body, **kwargs):
+    with Connection(broker_url) as conn:
+        pulse.publish_hgpush(conn, repository, body, **kwargs)
+
+
+def push_message(hgmo, name, push_id):
+    return pulse.changegroup(name, hgmo.repo_url(name), [push_id])
+
+
+@pytest.mark.django_db
+def test_changegroup_is_stored_and_acked(hgmo, broker_url, worker_env):
+    repo = make_repository(hgmo, "l10n-central/de")
+    node, push_id = hgmo.commit_and_push("l10n-central/de", {"a.ftl": b"a = b\n"})
+    declare_queues()
+    publish(broker_url, repo.name, push_message(hgmo, repo.name, push_id))
+
+    worker = run_worker(max_messages=1)
+
+    assert worker.handled == 1
+    assert Push.objects.get(repository=repo, push_id=1).changesets.get().revision == node
+    assert queue_depth(broker_url, "hgmo") == 0
+
+
+@pytest.mark.django_db
+def test_same_message_twice_stores_once(hgmo, broker_url, worker_env):
+    repo = make_repository(hgmo, "l10n-central/fr")
+    _, push_id = hgmo.commit_and_push("l10n-central/fr", {"a": b"1"})
+    declare_queues()
+    for _ in range(2):
+        publish(broker_url, repo.name, push_message(hgmo, repo.name, push_id))
+
+    run_worker(max_messages=2)
+
+    assert Push.objects.filter(repository=repo).count() == 1
+    assert Changeset.objects.count() == 2  # null + the pushed one
+    assert queue_depth(broker_url, "hgmo") == 0
+
+
+@pytest.mark.django_db
+def test_unknown_repository_obsolete_and_unknown_type_store_nothing(hgmo, broker_url, worker_env):
+    repo = make_repository(hgmo, "l10n-central/de")
+    declare_queues()
+    publish(broker_url, "l10n-central/xx", pulse.changegroup("l10n-central/xx", "https://hg.example/x/", [7]))
+    publish(broker_url, repo.name, pulse.obsolete(repo.name, repo.url, ["a" * 40]))
+    publish(broker_url, repo.name, pulse.hgpush_body("brand-new.7", repo.name, {"repo_url": repo.url}))
+    hgmo.stop()  # nothing here may contact hg
+
+    run_worker(max_messages=3)
+
+    assert not Push.objects.exists()
+    assert Changeset.objects.count() == 1
+    assert not DeadLetter.objects.exists()
+    assert queue_depth(broker_url, "hgmo") == 0
+
+
+@pytest.mark.django_db
+def test_malformed_body_is_dead_lettered_and_replayed_after_fix(hgmo, broker_url, worker_env):
+    repo = make_repository(hgmo, "l10n-central/de")
+    _, push_id = hgmo.commit_and_push("l10n-central/de", {"a": b"1"})
+    declare_queues()
+    publish(broker_url, repo.name, b"{not json")
+    publish(broker_url, "unknown/repo", pulse.changegroup("unknown/repo", "https://hg.example/", [1]))
+    # Points at a repository the database does not know yet: permanent until an operator adds it.
+    publish(broker_url, "l10n-central/it", pulse.newrepo("l10n-central/it", hgmo.repo_url("l10n-central/it")))
+    Forest.objects.create(name="l10n-central", url="https://elsewhere.example/l10n-central/")
+
+    run_worker(max_messages=3)
+
+    letters = list(DeadLetter.objects.order_by("created"))
+    assert [(d.routing_key, d.resolved) for d in letters] == [("l10n-central/de", False), ("l10n-central/it", False)]
+    assert "not JSON" in letters[0].error
+    assert bytes(letters[0].body) == b"{not json"
+    assert "is not https://elsewhere.example/l10n-central/it/" in letters[1].error
+    assert queue_depth(broker_url, "hgmo") == 0
+
+    # The operator fixes the forest's URL; the replay now creates the repository.
+    hgmo.create_repo("l10n-central/it")
+    Forest.objects.filter(name="l10n-central").update(url=hgmo.url + "l10n-central/")
+    with pytest.raises(CommandError, match="1 dead letter"):
+        call_command("replay-failed")
+    assert Repository.objects.filter(name="l10n-central/it").exists()
+    letters[1].refresh_from_db()
+    assert letters[1].resolved and letters[1].replays == 1
+    assert not DeadLetter.objects.get(pk=letters[0].pk).resolved
+
+
+@pytest.mark.django_db
+def test_upstream_down_is_retried_without_holding_up_other_repositories(hgmo, broker_url, worker_env):
+    sick = make_repository(hgmo, "l10n-central/de")
+    healthy = make_repository(hgmo, "l10n-central/fr")
+    hgmo.commit_and_push(sick.name, {"a": b"1"})
+    hgmo.commit_and_push(healthy.name, {"a": b"1"})
+    hgmo.set_fault("error", sick.name)
+    declare_queues()
+    publish(broker_url, sick.name, push_message(hgmo, sick.name, 1))
+    publish(broker_url, healthy.name, push_message(hgmo, healthy.name, 1))
+
+    run_worker(max_messages=2)  # the sick one fails and goes to the delay queue
+
+    assert Push.objects.filter(repository=healthy).count() == 1
+    assert not Push.objects.filter(repository=sick).exists()
+    assert not DeadLetter.objects.exists()
+
+    hgmo.set_fault(None)
+    run_worker(max_messages=1)  # it comes back after the retry delay
+
+    assert Push.objects.filter(repository=sick).count() == 1
+    assert queue_depth(broker_url, "hgmo") == 0
+
+
+def test_config_errors_stop_the_command_with_one_clear_line(monkeypatch):
+    monkeypatch.setenv("PULSE_URL", "")
+    result = subprocess.run(
+        [sys.executable, "manage.py", "consume-pulse", "--max-messages", "1"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip() == "CommandError: configuration: PULSE_URL is set but empty (unset it to use the PULSE_* settings)"
+
+
+# --- the real command in a subprocess ---------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sigkill_while_handling_a_push_stores_it_exactly_once_after_restart(hgmo, broker_url, worker_env, tmp_path):
+    repo = make_repository(hgmo, "l10n-central/de")
+    node, _ = hgmo.commit_and_push(repo.name, {"a": b"1"})
+    declare_queues()
+    hgmo.hang_seconds = 30
+    hgmo.set_fault("hang", repo.name)
+    publish(broker_url, repo.name, push_message(hgmo, repo.name, 1))
+
+    worker = WorkerProcess("--idle-exit", "60", log_path=tmp_path / "worker.log")
+    worker.wait_for_log("consuming")
+    wait_until(lambda: hgmo.requests_seen > 0)
+    worker.kill()
+    hgmo.set_fault(None)
+
+    restarted = WorkerProcess("--idle-exit", "3", log_path=tmp_path / "worker2.log")
+    assert restarted.wait() == 0, restarted.output()
+
+    assert Push.objects.filter(repository=repo).count() == 1
+    assert Changeset.objects.filter(revision=node).count() == 1
+    assert queue_depth(broker_url, "hgmo") == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sigterm_finishes_the_message_in_hand_and_exits_zero(hgmo, broker_url, worker_env, tmp_path):
+    repo = make_repository(hgmo, "l10n-central/de")
+    hgmo.commit_and_push(repo.name, {"a": b"1"})
+    declare_queues()
+    hgmo.hang_seconds = 3
+    hgmo.set_fault("hang", repo.name)
+    publish(broker_url, repo.name, push_message(hgmo, repo.name, 1))
+
+    worker = WorkerProcess("--idle-exit", "60", log_path=tmp_path / "worker.log")
+    worker.wait_for_log("consuming")
+    wait_until(lambda: hgmo.requests_seen > 0)
+    worker.signal(signal.SIGTERM)
+
+    assert worker.wait() == 0, worker.output()
+    assert "outcome=stored" in worker.output()
+    assert Push.objects.filter(repository=repo).count() == 1
+    assert queue_depth(broker_url, "hgmo") == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reconnects_after_the_broker_closes_its_connection(hgmo, broker_url, worker_env, tmp_path):
+    repo = make_repository(hgmo, "l10n-central/de")
+    hgmo.commit_and_push(repo.name, {"a": b"1"})
+    declare_queues()
+    worker = WorkerProcess("--idle-exit", "60", log_path=tmp_path / "worker.log")
+    worker.wait_for_log("consuming")
+    publish(broker_url, repo.name, push_message(hgmo, repo.name, 1))
+    wait_until(lambda: Push.objects.filter(repository=repo).count() == 1)
+
+    vhost = broker_url.rsplit("/", 1)[1]
+    closed = subprocess.run(
+        ["rabbitmqctl", "close_all_connections", "--vhost", vhost, "--limit", "100", "test"],
+        check=True, capture_output=True, text=True, timeout=60,
+    )
+    assert "Closed 0 connections" not in closed.stdout
+    hgmo.commit_and_push(repo.name, {"a": b"2"})
+    publish(broker_url, repo.name, push_message(hgmo, repo.name, 2))
+
+    wait_until(lambda: Push.objects.filter(repository=repo).count() == 2, timeout=60)
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0
+    assert worker.output().count("consuming") >= 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_give_the_same_database_as_one(hgmo, broker_url, worker_env, tmp_path):
+    if connection.vendor == "sqlite":
+        pytest.skip("parallel workers need PostgreSQL or MySQL (SQLite has no row locks)")
+    names = [f"l10n-central/l{i}" for i in range(10)]
+    for name in names:
+        make_repository(hgmo, name)
+    messages = []
+    for round_ in range(20):
+        for name in names:
+            _, push_id = hgmo.commit_and_push(name, {f"f{round_}.ftl": f"{name} = {round_}\n".encode()})
+            messages.append((name, push_message(hgmo, name, push_id)))
+    declare_queues()
+    with Connection(broker_url) as conn:
+        for name, body in messages:
+            pulse.publish_hgpush(conn, name, body)
+
+    workers = [WorkerProcess("--idle-exit", "3", log_path=tmp_path / f"w{i}.log") for i in range(2)]
+    assert [w.wait(timeout=300) for w in workers] == [0, 0]
+
+    assert sum(w.output().count("outcome=") for w in workers) == 200
+    assert Push.objects.count() == 200
+    for name in names:
+        expected = {p["id"]: p["changesets"] for p in hgmo.pushlog(name)}
+        stored_pushes = Push.objects.filter(repository__name=name).prefetch_related("changesets")
+        assert {p.push_id: [c.revision for c in p.changesets.all()] for p in stored_pushes} == expected
+    assert Changeset.objects.complete().count() == 201  # the null changeset and 200 pushed
+    assert not DeadLetter.objects.exists()
+    assert queue_depth(broker_url, "hgmo") == 0
+
+
+@pytest.mark.django_db
+def test_known_repositories_are_cached_for_a_while(settings):
+    from worker.hgpush import KnownRepositories
+
+    settings.KNOWN_REPOSITORIES_TTL = 3600
+    known = KnownRepositories()
+    assert "l10n-central/de" not in known
+    Repository.objects.create(name="l10n-central/de", url="https://hg.example/l10n-central/de/")
+    assert "l10n-central/de" not in known  # no query per message
+    known.forget()
+    assert "l10n-central/de" in known
+    Repository.objects.filter(name="l10n-central/de").update(archived=True)
+    known.forget()
+    assert "l10n-central/de" not in known

@@ -1,0 +1,201 @@
+"""The Pulse consumer: wires the worker's queues to ``dispatch.process`` and settles each message.
+
+Settling is the delivery guarantee of DESIGN §6: a message is acked only
+after its effects are committed; a transient failure is republished to a
+delay queue (with publisher confirms) before the original is acked; a
+permanent one is stored as a DeadLetter before it is acked.
+"""
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, connections
+from kombu import Connection
+from kombu.mixins import ConsumerProducerMixin
+
+from life.backfill import backfill
+
+from . import metrics, topology
+from .dispatch import Status, process
+from .config import TASK_COMPLETED_EXCHANGE
+from .messages import TASKCLUSTER_ROOT_URL_HEADER, Delivery
+from .models import DeadLetter
+
+log = logging.getLogger("worker")
+
+RETRIES_HEADER = "x-retries"
+ORIGINAL_EXCHANGE_HEADER = "x-original-exchange"
+ORIGINAL_ROUTING_KEY_HEADER = "x-original-routing-key"
+HEARTBEAT_EVERY = 5
+
+
+def connect(config):
+    return Connection(
+        config.broker_url,
+        heartbeat=config.heartbeat or None,
+        transport_options={"confirm_publish": True},
+        connect_timeout=10,
+    )
+
+
+class PulseWorker(ConsumerProducerMixin):
+    def __init__(self, connection, config, max_messages=None, idle_exit=None):
+        self.connection = connection
+        self.config = config
+        self.max_messages = max_messages
+        self.idle_exit = idle_exit
+        self.handled = 0
+        self.last_activity = time.monotonic()
+        self.last_beat = 0.0
+        self.last_backfill = time.monotonic()
+        self.backfill_thread = None
+
+    # kombu hooks
+
+    def get_consumers(self, Consumer, channel):
+        queues = topology.declare(channel, self.config)
+        log.info("consuming %s", ", ".join(queue.name for queue in queues))
+        return [Consumer(queues=queues, on_message=self.on_message, prefetch_count=self.config.prefetch)]
+
+    def on_connection_error(self, exc, interval):
+        log.warning("broker %s unreachable (%s); retrying in %.0fs", self.config.safe_url, exc, interval)
+
+    def on_iteration(self):
+        self.beat()
+        self.maybe_backfill()
+        idle = time.monotonic() - self.last_activity
+        if self.idle_exit is not None and idle >= self.idle_exit:
+            log.info("queues idle for %.0fs, stopping", idle)
+            self.should_stop = True
+
+    def beat(self):
+        """Tell the health check this loop is alive (at most every few seconds)."""
+        now = time.time()
+        if now - self.last_beat >= HEARTBEAT_EVERY:
+            self.last_beat = now
+            metrics.LAST_ALIVE.set(now)
+            heartbeat = Path(settings.HEARTBEAT_FILE)
+            heartbeat.parent.mkdir(parents=True, exist_ok=True)
+            heartbeat.touch()
+
+    def maybe_backfill(self):
+        """Every BACKFILL_INTERVAL, backfill in a thread: messages keep flowing meanwhile.
+
+        Backfill and message handlers take the same locks, so they never
+        store a push twice.
+        """
+        interval = settings.BACKFILL_INTERVAL
+        if not interval or not self.config.consume_hgmo or time.monotonic() - self.last_backfill < interval:
+            return
+        if self.backfill_thread is not None and self.backfill_thread.is_alive():
+            return
+        self.last_backfill = time.monotonic()
+        self.backfill_thread = threading.Thread(target=_backfill_in_thread, name="backfill", daemon=True)
+        self.backfill_thread.start()
+
+    def stop(self, *_signal_args):
+        """Finish the message in hand, then leave (used as the SIGTERM/SIGINT handler)."""
+        self.should_stop = True
+
+    # one message
+
+    def on_message(self, message):
+        started = time.monotonic()
+        delivery = self.delivery(message)
+        outcome = process(delivery)
+        retries = _retries(delivery.headers)
+        if outcome.status is Status.RETRY and retries >= self.config.max_retries:
+            outcome.status = Status.DEAD
+            outcome.detail = f"gave up after {retries} retries: {outcome.detail}"
+        self.settle(message, delivery, outcome, retries)
+        self.handled += 1
+        self.last_activity = time.monotonic()
+        duration = self.last_activity - started
+        metrics.record(delivery.exchange, outcome.status, duration)
+        event = {
+            "exchange": delivery.exchange,
+            "routing_key": delivery.routing_key[:200],
+            "type": outcome.kind,
+            "subject": outcome.subject[:200],
+            "outcome": str(outcome.status),
+            "duration": round(duration, 3),
+            "detail": outcome.detail,
+        }
+        log.info(
+            "%(exchange)s %(routing_key)s type=%(type)s subject=%(subject)s outcome=%(outcome)s "
+            "duration=%(duration).3fs %(detail)s",
+            event,
+            extra={"event": event},
+        )
+        if self.max_messages is not None and self.handled >= self.max_messages:
+            self.should_stop = True
+
+    def delivery(self, message):
+        info = message.delivery_info
+        headers = dict(message.headers or {})
+        exchange, routing_key = info.get("exchange") or "", info.get("routing_key") or ""
+        # Only our own retry path may restate where a message first came from.
+        if exchange == self.config.own_exchange and ORIGINAL_EXCHANGE_HEADER in headers:
+            exchange = str(headers[ORIGINAL_EXCHANGE_HEADER])
+            routing_key = str(headers.get(ORIGINAL_ROUTING_KEY_HEADER, ""))
+        if exchange == TASK_COMPLETED_EXCHANGE:
+            headers[TASKCLUSTER_ROOT_URL_HEADER] = self.config.root_url
+        body = message.body if isinstance(message.body, bytes) else str(message.body).encode("utf-8")
+        return Delivery(body, exchange, routing_key, message.content_type, headers)
+
+    def settle(self, message, delivery, outcome, retries):
+        try:
+            if outcome.status is Status.DEAD:
+                DeadLetter.record(delivery, outcome.detail, retries=retries)
+            elif outcome.status is Status.RETRY:
+                self.publish_retry(delivery, retries)
+        except DatabaseError as error:
+            # Cannot even record the failure: give the message back and slow down.
+            close_old_connections()
+            log.error("cannot record %s outcome (%s); requeueing", outcome.status, error)
+            message.requeue()
+            time.sleep(1)
+            return
+        message.ack()
+
+    def publish_retry(self, delivery, retries):
+        source = topology.source_for_exchange(self.config, delivery.exchange)
+        if source is None:  # cannot happen: an unknown exchange is a permanent failure
+            raise AssertionError(delivery.exchange)
+        delay = self.config.retry_delays[min(retries, len(self.config.retry_delays) - 1)]
+        headers = {
+            **delivery.headers,
+            RETRIES_HEADER: retries + 1,
+            ORIGINAL_EXCHANGE_HEADER: delivery.exchange,
+            ORIGINAL_ROUTING_KEY_HEADER: delivery.routing_key,
+        }
+        self.producer.publish(
+            delivery.body,
+            exchange=topology.own_exchange(self.config),
+            routing_key=topology.retry_key(source, delay),
+            headers=headers,
+            content_type=delivery.content_type or "application/json",
+            content_encoding="binary",
+            delivery_mode=2,
+            retry=True,
+        )
+
+
+def _retries(headers):
+    """How often a message was retried: our own header, but any message may carry anything."""
+    try:
+        return max(0, int(headers.get(RETRIES_HEADER) or 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _backfill_in_thread():
+    try:
+        log.info(backfill(limit=settings.BACKFILL_LIMIT or None).summary())
+    except Exception:
+        log.exception("backfill failed")
+    finally:
+        connections.close_all()

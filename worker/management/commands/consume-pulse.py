@@ -1,0 +1,63 @@
+"""./manage.py consume-pulse [--max-messages N] [--idle-exit SECONDS]"""
+
+import logging
+import os
+import signal
+import threading
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connections
+
+from worker import metrics
+from worker.config import ConfigError, load_config
+from worker.consumer import PulseWorker, connect
+
+log = logging.getLogger("worker")
+
+
+class Command(BaseCommand):
+    help = "Consume hg.mozilla.org pushes and Taskcluster completions from Pulse until stopped."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--max-messages", type=int, metavar="N", help="stop after N messages")
+        parser.add_argument(
+            "--idle-exit", type=float, metavar="SECONDS", help="stop once the queues have been empty this long"
+        )
+
+    def handle(self, max_messages, idle_exit, **options):
+        try:
+            config = load_config(os.environ)
+        except ConfigError as error:
+            raise CommandError(f"configuration: {error}") from None
+        workers = [
+            PulseWorker(connect(source), source, max_messages=max_messages, idle_exit=idle_exit)
+            for source in (config, *config.extra_sources)
+        ]
+
+        def stop(*_signal_args):
+            for worker in workers:
+                worker.stop()
+
+        metrics.serve(settings.METRICS_PORT)
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        for worker in workers:
+            log.info("starting; broker %s as %s, tasks from %s", worker.config.safe_url, worker.config.user,
+                     worker.config.root_url)
+        # Other Taskcluster deployments are consumed in threads, each on its own connection.
+        threads = [threading.Thread(target=_run_in_thread, args=(w,), daemon=True) for w in workers[1:]]
+        for thread in threads:
+            thread.start()
+        workers[0].run()
+        stop()
+        for thread in threads:
+            thread.join()
+        log.info("stopped after %d messages", sum(worker.handled for worker in workers))
+
+
+def _run_in_thread(worker):
+    try:
+        worker.run()
+    finally:
+        connections.close_all()

@@ -1,0 +1,65 @@
+"""Prometheus metrics of the worker, served on METRICS_PORT (off when unset or 0).
+
+Pulse deletes a queue that grows past its limit; these make lag and stalls
+visible before that: message rates by outcome, processing time, retries,
+dead letters, hg time, and when the last message succeeded.
+"""
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+
+from .dispatch import Status
+
+MESSAGES = Counter("l10n_worker_messages", "Messages handled", ["exchange", "outcome"])
+PROCESSING_SECONDS = Histogram(
+    "l10n_worker_processing_seconds", "Time from delivery to settled", ["exchange"],
+    buckets=(0.005, 0.05, 0.25, 1, 5, 30, 120, 600),
+)
+RETRIES = Counter("l10n_worker_retries", "Messages sent to a delay queue after a transient failure", ["exchange"])
+DEAD_LETTERS = Counter("l10n_worker_dead_letters", "Messages stored as dead letters", ["exchange"])
+HG_SECONDS = Histogram("l10n_worker_hg_seconds", "Time spent cloning or pulling", buckets=(0.1, 0.5, 1, 5, 30, 120, 900))
+LAST_SUCCESS = Gauge("l10n_worker_last_success_timestamp_seconds", "When a message was last stored or skipped")
+LAST_ALIVE = Gauge("l10n_worker_last_alive_timestamp_seconds", "When the consumer loop last ran")
+
+
+def record(exchange, outcome, seconds):
+    MESSAGES.labels(exchange, str(outcome)).inc()
+    PROCESSING_SECONDS.labels(exchange).observe(seconds)
+    if outcome is Status.RETRY:
+        RETRIES.labels(exchange).inc()
+    elif outcome is Status.DEAD:
+        DEAD_LETTERS.labels(exchange).inc()
+    else:
+        LAST_SUCCESS.set_to_current_time()
+
+
+def serve(port):
+    """Start the /metrics endpoint in a background thread."""
+    if port:
+        REGISTRY.register(SyncStateCollector())
+        start_http_server(port, addr="0.0.0.0")
+
+
+class SyncStateCollector:
+    """Per repository, read at scrape time: seconds since its last successful sync, and failures in a row."""
+
+    def collect(self):
+        from django.db import connection
+        from django.utils import timezone
+        from prometheus_client.core import GaugeMetricFamily
+
+        from life.models import SyncState
+
+        since = GaugeMetricFamily("l10n_repository_seconds_since_sync", "Seconds since the repository was last "
+                                  "brought up to date", labels=["repository"])
+        failures = GaugeMetricFamily("l10n_repository_sync_failures", "Consecutive failed ingestions",
+                                     labels=["repository"])
+        now = timezone.now()
+        try:
+            for name, synced, failed in SyncState.objects.values_list("repository__name", "last_synced", "failures"):
+                if synced is not None:
+                    since.add_metric([name], (now - synced).total_seconds())
+                failures.add_metric([name], failed)
+        finally:
+            connection.close()  # the scrape thread must not keep a connection open
+        yield since
+        yield failures
