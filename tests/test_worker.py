@@ -1,8 +1,9 @@
 """consume-pulse against the real RabbitMQ, the real database and the simulated hg.mozilla.org."""
 
 import signal
-import sys
 import subprocess
+import sys
+import time
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -12,6 +13,7 @@ from kombu import Connection
 from life.models import Changeset, Forest, Push, Repository
 from simulated import pulse
 from tests.worker_support import WorkerProcess, declare_queues, queue_depth, run_worker, wait_until
+from worker.consumer import DEFERRED_ACK_DELAY
 from worker.models import DeadLetter
 
 
@@ -182,6 +184,41 @@ def test_sigterm_finishes_the_message_in_hand_and_exits_zero(hgmo, broker_url, w
     assert worker.wait() == 0, worker.output()
     assert "outcome=stored" in worker.output()
     assert Push.objects.filter(repository=repo).count() == 1
+    assert queue_depth(broker_url, "hgmo") == 0
+
+
+def publish_unknown_pushes(broker_url, count):
+    for n in range(count):
+        name = f"try/unknown{n}"
+        publish(broker_url, name, pulse.changegroup(name, f"https://hg.example/{name}/", [n + 1]))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_skipped_messages_are_acked_once_the_queue_is_quiet(broker_url, worker_env, tmp_path):
+    """Skipped messages are acked together, late; a worker that dies after the queue went quiet
+    must not get them back (acks wait at most DEFERRED_ACK_DELAY plus one idle poll of 1 s)."""
+    declare_queues()
+    publish_unknown_pushes(broker_url, 5)
+    worker = WorkerProcess("--idle-exit", "60", log_path=tmp_path / "worker.log")
+    wait_until(lambda: worker.output().count("outcome=skipped") == 5)
+    time.sleep(DEFERRED_ACK_DELAY + 2)
+    worker.kill()
+
+    assert queue_depth(broker_url, "hgmo") == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stored_message_acks_the_skipped_ones_before_it(hgmo, broker_url, worker_env, tmp_path):
+    repo = make_repository(hgmo, "l10n-central/de")
+    hgmo.commit_and_push(repo.name, {"a": b"1"})
+    declare_queues()
+    publish_unknown_pushes(broker_url, 5)
+    publish(broker_url, repo.name, push_message(hgmo, repo.name, 1))
+    worker = WorkerProcess("--idle-exit", "60", log_path=tmp_path / "worker.log")
+    worker.wait_for_log("outcome=stored")
+    worker.kill()  # at once: no time for the quiet-queue acks
+
+    assert worker.output().count("outcome=skipped") == 5
     assert queue_depth(broker_url, "hgmo") == 0
 
 

@@ -30,6 +30,8 @@ RETRIES_HEADER = "x-retries"
 ORIGINAL_EXCHANGE_HEADER = "x-original-exchange"
 ORIGINAL_ROUTING_KEY_HEADER = "x-original-routing-key"
 HEARTBEAT_EVERY = 5
+# A quiet queue gets the acks of the skipped messages it delivered after this long.
+DEFERRED_ACK_DELAY = 0.5
 
 
 def connect(config):
@@ -52,6 +54,11 @@ class PulseWorker(ConsumerProducerMixin):
         self.last_beat = 0.0
         self.last_backfill = time.monotonic()
         self.backfill_thread = None
+        self.acks = DeferredAcks(
+            # kombu's virtual transports (memory://) ignore ``multiple``: ack each message there.
+            enabled=connection.transport.driver_type == "amqp",
+            limit=config.prefetch // 2,  # below the prefetch, or the broker would wait for them
+        )
 
     # kombu hooks
 
@@ -60,6 +67,12 @@ class PulseWorker(ConsumerProducerMixin):
         log.info("consuming %s", ", ".join(queue.name for queue in queues))
         return [Consumer(queues=queues, on_message=self.on_message, prefetch_count=self.config.prefetch)]
 
+    def on_connection_revived(self):
+        self.acks.forget()  # they belonged to the lost channel, whose messages are redelivered
+
+    def on_consume_end(self, connection, channel):
+        self.acks.flush()
+
     def on_connection_error(self, exc, interval):
         log.warning("broker %s unreachable (%s); retrying in %.0fs", self.config.safe_url, exc, interval)
 
@@ -67,6 +80,8 @@ class PulseWorker(ConsumerProducerMixin):
         self.beat()
         self.maybe_backfill()
         idle = time.monotonic() - self.last_activity
+        if idle >= DEFERRED_ACK_DELAY:
+            self.acks.flush()
         if self.idle_exit is not None and idle >= self.idle_exit:
             log.info("queues idle for %.0fs, stopping", idle)
             self.should_stop = True
@@ -156,10 +171,11 @@ class PulseWorker(ConsumerProducerMixin):
             # Cannot even record the failure: give the message back and slow down.
             close_old_connections()
             log.error("cannot record %s outcome (%s); requeueing", outcome.status, error)
+            self.acks.flush()
             message.requeue()
             time.sleep(1)
             return
-        message.ack()
+        self.acks.ack(message, defer=outcome.status is Status.SKIPPED)
 
     def publish_retry(self, delivery, retries):
         source = topology.source_for_exchange(self.config, delivery.exchange)
@@ -182,6 +198,38 @@ class PulseWorker(ConsumerProducerMixin):
             delivery_mode=2,
             retry=True,
         )
+
+
+class DeferredAcks:
+    """Acks of skipped messages, sent as one ``multiple`` ack with the next ack or when the queue is quiet.
+
+    Most of what hg.mozilla.org announces is skipped, and an ack frame per
+    skipped message costs more than the skipping. A skipped message has no
+    effects, so a late ack loses nothing: if the worker dies first, the
+    message comes back and is skipped again. Messages are settled in the
+    order the channel delivered them, so a ``multiple`` ack covers only
+    settled ones.
+    """
+
+    def __init__(self, enabled, limit):
+        self.enabled = enabled
+        self.limit = limit
+        self.forget()
+
+    def ack(self, message, defer=False):
+        if defer and self.enabled and self.waiting < self.limit:
+            self.last, self.waiting = message, self.waiting + 1
+            return
+        message.ack(multiple=self.enabled)
+        self.forget()
+
+    def flush(self):
+        if self.last is not None:
+            self.last.ack(multiple=True)
+        self.forget()
+
+    def forget(self):
+        self.last, self.waiting = None, 0
 
 
 def _retries(headers):

@@ -5,6 +5,8 @@ visible before that: message rates by outcome, processing time, retries,
 dead letters, hg time, and when the last message succeeded.
 """
 
+import functools
+
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
 
 from .dispatch import Status
@@ -21,9 +23,16 @@ LAST_SUCCESS = Gauge("l10n_worker_last_success_timestamp_seconds", "When a messa
 LAST_ALIVE = Gauge("l10n_worker_last_alive_timestamp_seconds", "When the consumer loop last ran")
 
 
+@functools.lru_cache(maxsize=256)
+def _per_message(exchange, outcome):
+    # Looking labelled metrics up costs more than updating them, and this runs for every message.
+    return MESSAGES.labels(exchange, str(outcome)), PROCESSING_SECONDS.labels(exchange)
+
+
 def record(exchange, outcome, seconds):
-    MESSAGES.labels(exchange, str(outcome)).inc()
-    PROCESSING_SECONDS.labels(exchange).observe(seconds)
+    messages, processing_seconds = _per_message(exchange, outcome)
+    messages.inc()
+    processing_seconds.observe(seconds)
     if outcome is Status.RETRY:
         RETRIES.labels(exchange).inc()
     elif outcome is Status.DEAD:
