@@ -33,7 +33,7 @@ from mercurial import ui as uimod
 from mercurial.hgweb import hgwebdir_mod
 from mercurial.node import bin, hex
 
-from .httpserver import start_server, stop_server
+from .httpserver import SimulatedService
 
 NULL = "0" * 40
 FAULTS = (None, "error", "hang", "lie")
@@ -84,45 +84,23 @@ def _text(local):
     return encoding.fromlocal(local).decode("utf-8", "replace")
 
 
-class SimulatedHgmo:
+class SimulatedHgmo(SimulatedService):
+    thread_name = "simulated-hgmo"
+
     def __init__(self, root):
+        super().__init__()
         self.root = Path(root).absolute()
         self.root.mkdir(parents=True, exist_ok=True)
         self.hang_seconds = 60.0
         self.requests_seen = 0
-        self.port = None
         self._fault = (None, None)
-        self._server = None
-        self._stopping = threading.Event()
         self._pushlog_lock = threading.Lock()
         self._pushlogs = {}  # name -> (file signature, pushes)
         self._hgwebdir = (None, set())  # and the names of the repositories it serves
 
-    def start(self, port=0):
-        if self._server is not None:
-            raise RuntimeError("already serving")
-        self._stopping = threading.Event()
-        self._server = start_server(self, port, "simulated-hgmo")
-        self.port = self._server.server_port
-        return self
-
-    def stop(self):
-        if self._server is not None:
-            self._stopping.set()  # hanging requests give up now, not after hang_seconds
-            stop_server(self._server)
-            self._server = None
-
-    def __enter__(self):
-        return self if self._server is not None else self.start()
-
-    def __exit__(self, *exc_info):
-        self.stop()
-
     @property
     def url(self):
-        if self.port is None:
-            raise RuntimeError("not started")
-        return f"http://127.0.0.1:{self.port}/"
+        return self._base_url() + "/"
 
     def repo_url(self, name):
         return f"{self.url}{name}/"

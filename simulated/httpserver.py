@@ -25,3 +25,43 @@ def start_server(app, port, name):
 def stop_server(server):
     server.shutdown()
     server.server_close()
+
+
+class SimulatedService:
+    """A WSGI application (the subclass's ``__call__``) served in the background while started.
+
+    Stopping refuses connections until the next ``start``, which may reuse
+    the port: that is how tests simulate an outage.
+    """
+
+    thread_name = "simulated-service"
+
+    def __init__(self):
+        self.port = None
+        self._server = None
+        self._stopping = threading.Event()
+
+    def start(self, port=0):
+        if self._server is not None:
+            raise RuntimeError("already serving")
+        self._stopping = threading.Event()
+        self._server = start_server(self, port, self.thread_name)
+        self.port = self._server.server_port
+        return self
+
+    def stop(self):
+        if self._server is not None:
+            self._stopping.set()  # hanging requests give up now, not after their hang
+            stop_server(self._server)
+            self._server = None
+
+    def __enter__(self):
+        return self if self._server is not None else self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+    def _base_url(self):
+        if self.port is None:
+            raise RuntimeError("not started")
+        return f"http://127.0.0.1:{self.port}"

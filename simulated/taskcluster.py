@@ -22,9 +22,9 @@ import json
 import threading
 from datetime import datetime, timedelta, timezone
 
-import slugid
+import taskcluster
 
-from .httpserver import start_server, stop_server
+from .httpserver import SimulatedService
 
 API = "/api/queue/v1/"
 FAULTS = (None, "error", "hang")
@@ -41,45 +41,23 @@ def _iso(moment):
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-class SimulatedQueue:
+class SimulatedQueue(SimulatedService):
+    thread_name = "simulated-queue"
+
     def __init__(self):
+        super().__init__()
         self.hang_seconds = 60.0
         self.requests_seen = 0
-        self.port = None
         self._fault = None
-        self._server = None
-        self._stopping = threading.Event()
         # Handler threads read what tests write; dict operations are atomic, the counter is not.
         self._lock = threading.Lock()
         self._tasks = {}  # task id -> {"definition": {...}, "runs": n}
         self._artifacts = {}  # (task id, run id, name) -> _Artifact
         self._storage = {}  # opaque storage key -> (task id, run id, name)
 
-    def start(self, port=0):
-        if self._server is not None:
-            raise RuntimeError("already serving")
-        self._stopping = threading.Event()
-        self._server = start_server(self, port, "simulated-queue")
-        self.port = self._server.server_port
-        return self
-
-    def stop(self):
-        if self._server is not None:
-            self._stopping.set()  # hanging requests give up now, not after hang_seconds
-            stop_server(self._server)
-            self._server = None
-
-    def __enter__(self):
-        return self if self._server is not None else self.start()
-
-    def __exit__(self, *exc_info):
-        self.stop()
-
     @property
     def root_url(self):
-        if self.port is None:
-            raise RuntimeError("not started")
-        return f"http://127.0.0.1:{self.port}"  # a rootUrl has no trailing slash
+        return self._base_url()  # a rootUrl has no trailing slash
 
     def set_fault(self, mode):
         """From now on every request (API and storage) answers 500 ("error"), or waits
@@ -95,7 +73,7 @@ class SimulatedQueue:
         """Register a completed task with ``runs`` completed runs (the later ones reruns); returns its id."""
         if runs < 1:
             raise ValueError("a completed task has at least one run")
-        task_id = task_id or slugid.nice()
+        task_id = task_id or taskcluster.slugId()
         created = created or datetime.now(timezone.utc)
         definition = {
             "provisionerId": PROVISIONER_ID,
@@ -152,7 +130,7 @@ class SimulatedQueue:
     def _put_artifact(self, task_id, run_id, name, content_type, body, state):
         old = self._artifacts.get((task_id, run_id, name))
         # Storage URLs are opaque, like signed S3 URLs: nothing in them needs escaping.
-        key = old.key if old else slugid.nice()
+        key = old.key if old else taskcluster.slugId()
         self._artifacts[(task_id, run_id, name)] = _Artifact(key, content_type, body, state)
         self._storage[key] = (task_id, run_id, name)
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 import requests
-import slugid
 import taskcluster
+from taskcluster.utils import slugid
 from taskcluster.exceptions import TaskclusterRestFailure
 
 from simulated import compare
@@ -74,7 +74,7 @@ def test_real_client_reads_status(queue, client):
 def test_unknown_task_is_404(client):
     for method in (client.task, client.status):
         with pytest.raises(TaskclusterRestFailure) as failure:
-            method(slugid.nice())
+            method(taskcluster.slugId())
         assert failure.value.status_code == 404
 
 
