@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # The MySQL/MariaDB driver builds only where its client library is installed.
 EXTRAS := test$(shell pkg-config --exists libmariadb 2>/dev/null && echo ,mysql)
 
-.PHONY: setup run test
+.PHONY: setup run test lint
 
 $(VENV)/.installed-$(EXTRAS): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,3 +23,6 @@ run: setup
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .

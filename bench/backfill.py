@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import report, scratch_database
 from django.conf import settings
 
+from common import report, scratch_database
 from life.backfill import backfill
 from life.models import Push, Repository
 from simulated.hgmo import SimulatedHgmo

@@ -12,10 +12,10 @@ Usage: [DATABASE_URL=…] .venv/bin/python bench/compare_ingest.py
 import hashlib
 import time
 
-from common import report, scratch_database
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from common import report, scratch_database
 from l10n.ingest import ingest_task
 from l10n.models import Run
 from life.models import Repository

@@ -18,12 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import report, scratch_database
-
 from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from common import report, scratch_database
 from life.clones import hg_environment, hg_executable
 from life.ingest import ingest_pushes
 from life.models import Changeset, Push, Repository

@@ -13,23 +13,23 @@ Usage: [DATABASE_URL=…] .venv/bin/python bench/push_rate.py [--pushes N] [--re
 
 import argparse
 import logging
-import os
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from common import report, scratch_database
 from django.conf import settings
 from kombu import Connection
 
+from common import report, scratch_database
 from life.clones import hg_environment, hg_executable
 from life.ingest import ingest_pushes
 from life.models import Push, Repository
+from settings.pulse import user_of
 from simulated import pulse
 from simulated.broker import scratch_vhost
+from simulated.harness import declare_queues, run_worker
 from simulated.hgmo import SimulatedHgmo
-from tests.worker_support import declare_queues, run_worker
 
 
 def main():
@@ -47,7 +47,7 @@ def main():
     ):
         logging.getLogger().handlers[:] = [logging.FileHandler(Path(tmp) / "worker.log")]
         settings.REPOSITORY_BASE = Path(tmp) / "clones"
-        os.environ.update({"PULSE_URL": url})
+        settings.PULSE_URL, settings.PULSE_USER = url, user_of(url)
         hg = hg_executable()
         baseline_clones = Path(tmp) / "baseline"
         for name in names:

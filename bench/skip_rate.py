@@ -15,32 +15,35 @@ Usage: [DATABASE_URL=…] .venv/bin/python bench/skip_rate.py [--messages N] [--
 import argparse
 import json
 import logging
-import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from common import report, scratch_database
+from django.conf import settings
 from kombu import Connection, Consumer, Producer
 
+from common import report, scratch_database
+from settings.pulse import user_of
 from simulated import pulse
 from simulated.broker import scratch_vhost
-from tests.worker_support import run_worker
+from simulated.harness import run_worker
 from worker import topology
-from worker.config import load_config
+from worker.config import brokers
+from worker.hgmo import KnownRepositories
+from worker.sources import sources
 
 
 def publish_all(url, bodies):
     with Connection(url) as conn:
         producer = Producer(conn.default_channel)
-        exchange = topology.upstream_exchange(load_config({"PULSE_URL": url}), pulse.HGPUSH_EXCHANGE)
+        exchange = topology.upstream_exchange(brokers(settings)[0], pulse.HGPUSH_EXCHANGE)
         for name, body in bodies:
             producer.publish(body, exchange=exchange, routing_key=name, content_type="application/json",
                              content_encoding="utf-8", declare=[])
 
 
-def bare_drain(url, config, count):
+def bare_drain(url, broker, count):
     """The unavoidable work: receive and ack, nothing else."""
     seen = 0
 
@@ -50,8 +53,8 @@ def bare_drain(url, config, count):
         seen += 1
 
     with Connection(url) as conn:
-        queue = topology.main_queue(config, topology.sources(config)[0])
-        with Consumer(conn.default_channel, queues=[queue], on_message=ack, prefetch_count=config.prefetch):
+        queue = topology.main_queue(broker, sources(broker, KnownRepositories(ttl=0))[0])
+        with Consumer(conn.default_channel, queues=[queue], on_message=ack, prefetch_count=broker.prefetch):
             started = time.perf_counter()
             while seen < count:
                 conn.drain_events(timeout=10)
@@ -70,15 +73,15 @@ def main():
     with tempfile.TemporaryDirectory() as tmp, scratch_vhost("bench") as url, scratch_database() as vendor:
         # The worker logs a line per message, as in production; to a file here.
         logging.getLogger().handlers[:] = [logging.FileHandler(Path(tmp) / "worker.log")]
-        os.environ.update({"PULSE_URL": url, "PULSE_PREFETCH": "20"})
-        config = load_config(os.environ)
+        settings.PULSE_URL, settings.PULSE_USER, settings.PULSE_PREFETCH = url, user_of(url), 20
+        broker = brokers(settings)[0]
         with Connection(url) as conn:
-            topology.declare(conn.default_channel, config)
+            topology.declare(conn.default_channel, broker, sources(broker, KnownRepositories(ttl=0)))
 
         rounds = []
         for _ in range(args.rounds):
             publish_all(url, bodies)
-            bare_seconds = bare_drain(url, config, args.messages)
+            bare_seconds = bare_drain(url, broker, args.messages)
             publish_all(url, bodies)
             started = time.perf_counter()
             worker = run_worker(max_messages=args.messages)

@@ -20,18 +20,21 @@ import threading
 import time
 from pathlib import Path
 
-from common import report, scratch_database
 from django.conf import settings
 from kombu import Connection
 
+from common import report, scratch_database
+from settings.pulse import user_of
 from simulated import stream
 from simulated.broker import scratch_vhost
+from simulated.harness import PROJECT, database_url
 from simulated.hgmo import SimulatedHgmo
 from simulated.taskcluster import SimulatedQueue
-from tests.worker_support import PROJECT, database_url
 from worker import topology
-from worker.config import load_config
+from worker.config import brokers
 from worker.consumer import connect
+from worker.hgmo import KnownRepositories
+from worker.sources import sources
 
 
 def resident_kib(pid):
@@ -52,9 +55,9 @@ def publish_steadily(url, messages, rate, done):
     done.set()
 
 
-def backlog(conn, config):
+def backlog(conn, broker):
     channel = conn.default_channel
-    return sum(channel.queue_declare(config.queue_name(s), passive=True).message_count for s in ("hgmo", "tasks"))
+    return sum(channel.queue_declare(broker.queue_name(s), passive=True).message_count for s in ("hgmo", "tasks"))
 
 
 def main():
@@ -77,9 +80,10 @@ def main():
         env = dict(os.environ, PULSE_URL=url, DATABASE_URL=database_url(), REPOSITORY_BASE=str(settings.REPOSITORY_BASE),
                    TASKCLUSTER_ROOT_URL=queue.root_url, PULSE_RETRY_DELAYS="1", BACKFILL_INTERVAL="0",
                    HEARTBEAT_FILE=str(Path(tmp) / "heartbeat"))
-        config = load_config(env)
-        with connect(config) as conn:
-            topology.declare(conn.default_channel, config)
+        settings.PULSE_URL, settings.PULSE_USER = url, user_of(url)
+        broker = brokers(settings)[0]
+        with connect(broker) as conn:
+            topology.declare(conn.default_channel, broker, sources(broker, KnownRepositories(ttl=0)))
         log_path = Path(tmp) / "worker.log"
         with open(log_path, "wb") as log:
             worker = subprocess.Popen([sys.executable, str(PROJECT / "manage.py"), "consume-pulse", "--idle-exit", "15"],
@@ -97,7 +101,7 @@ def main():
                     chunk = log.read()
                 offset += len(chunk)
                 handled += chunk.count(b" outcome=")
-                largest_backlog = max(largest_backlog, backlog(conn, config))
+                largest_backlog = max(largest_backlog, backlog(conn, broker))
                 if rss_10 is None and handled >= len(messages) // 10:
                     rss_10 = resident_kib(worker.pid)
                 if published.is_set() and handled >= len(messages) and rss_100 is None:

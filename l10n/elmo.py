@@ -1,4 +1,4 @@
-"""Parsing Taskcluster task-completed messages and ``elmo.json`` artifacts (DESIGN §5.3).
+"""Parsing a compare-locales task: its definition and its ``elmo.json`` artifact (DESIGN §5.3).
 
 Pure code: decoded JSON in, dataclasses or a PermanentError with a readable
 reason out. The shape is checked with a JSON Schema; what a schema says
@@ -11,35 +11,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urljoin, urlsplit
 
-import jsonschema
+from plumbing.errors import PermanentError
+from plumbing.jsondoc import validate_schema
+from plumbing.names import validate_locale_code, validate_revision
 
-from life.errors import PermanentError
-from life.names import validate_locale_code, validate_revision
-
-from .models import SUMMARY_COUNTS, completion
+from .models import STORED_COUNTS, completion
 
 MAX_COUNT = 10**9
 MAX_COMPARISONS = 5000
 SUPPORTED_VERSIONS = ("1.0",)
-_TASK_ID = r"^[A-Za-z0-9_-]{22}$"
 _ARTIFACT_NAME = re.compile(r"public/(?:[A-Za-z0-9_][A-Za-z0-9._-]*/)*[A-Za-z0-9_][A-Za-z0-9._-]*\Z")
 _CONFIG_PATH = re.compile(r"(?:[A-Za-z0-9_][A-Za-z0-9._-]*/)*[A-Za-z0-9_][A-Za-z0-9._-]*\Z")
 
 _count = {"type": "integer", "minimum": 0, "maximum": MAX_COUNT}
-
-TASK_COMPLETED_SCHEMA = {
-    "type": "object",
-    "required": ["status", "runId"],
-    "properties": {
-        "version": {"const": 1},
-        "runId": {"type": "integer", "minimum": 0, "maximum": 1000},
-        "status": {
-            "type": "object",
-            "required": ["taskId"],
-            "properties": {"taskId": {"type": "string", "pattern": _TASK_ID}},
-        },
-    },
-}
 
 ELMO_SCHEMA = {
     "type": "object",
@@ -65,7 +49,7 @@ ELMO_SCHEMA = {
                     },
                     "summary": {
                         "type": "object",
-                        "properties": {name: _count for name in (*SUMMARY_COUNTS, "missingInFiles")},
+                        "properties": {name: _count for name in STORED_COUNTS},
                     },
                 },
             },
@@ -82,12 +66,6 @@ TASK_SCHEMA = {
         "routes": {"type": "array", "items": {"type": "string"}},
     },
 }
-
-
-@dataclass(frozen=True)
-class TaskCompleted:
-    task_id: str
-    run_id: int
 
 
 @dataclass(frozen=True)
@@ -120,20 +98,8 @@ class ElmoReport:
     comparisons: tuple[Comparison, ...]
 
 
-def _validate(value, schema, what):
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(value))
-    if error is not None:
-        where = "/".join(str(part) for part in error.absolute_path) or "top level"
-        raise PermanentError(f"{what} is invalid at {where}: {error.message[:200]}")
-
-
-def parse_task_completed(value):
-    _validate(value, TASK_COMPLETED_SCHEMA, "task-completed message")
-    return TaskCompleted(value["status"]["taskId"], value["runId"])
-
-
 def parse_task_definition(value):
-    _validate(value, TASK_SCHEMA, "task definition")
+    validate_schema(value, TASK_SCHEMA, "task definition")
     try:
         created = datetime.fromisoformat(value["created"].replace("Z", "+00:00"))
     except ValueError:
@@ -152,7 +118,7 @@ def _repository_url(url):
 
 def parse_elmo(value, fallback_repository=None):
     """An ElmoReport; the repository defaults to the task's ``metadata.source``."""
-    _validate(value, ELMO_SCHEMA, "elmo.json")
+    validate_schema(value, ELMO_SCHEMA, "elmo.json")
     if value["version"] not in SUPPORTED_VERSIONS:
         raise PermanentError(f"elmo.json version {value['version'][:20]!r} is not supported")
     repository = value.get("repository") or fallback_repository
@@ -178,6 +144,6 @@ def parse_elmo(value, fallback_repository=None):
                 raise PermanentError(f"comparison {index}: revision key {path[:80]!r} is not an absolute path")
             revisions.append((urljoin(origin, path if path.endswith("/") else path + "/"), validate_revision(revision)))
         summary = entry["summary"]
-        counts = {name: summary.get(name, 0) for name in (*SUMMARY_COUNTS, "missingInFiles")}
+        counts = {name: summary.get(name, 0) for name in STORED_COUNTS}
         comparisons.append(Comparison(locale, config, entry["artifact"], tuple(revisions), counts))
     return ElmoReport(repository, tuple(comparisons))

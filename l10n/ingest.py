@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.db import transaction
 
-from life.jsondoc import decode_json
+from plumbing.jsondoc import decode_json
 
 from .elmo import parse_elmo, parse_task_definition
 from .store import store_report

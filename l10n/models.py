@@ -17,6 +17,8 @@ SUMMARY_COUNTS = (
     "unchanged_w",
     "keys",
 )
+# What a Run stores of a summary: the eleven counts, and older compare-locales' missingInFiles.
+STORED_COUNTS = (*SUMMARY_COUNTS, "missingInFiles")
 
 
 def completion(changed, unchanged, missing, missing_in_files):

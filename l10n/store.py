@@ -11,10 +11,10 @@ import re
 from dataclasses import dataclass
 
 from life import store as life_store
-from life.errors import PermanentError
 from life.models import Locale, Repository, Tree
+from plumbing.errors import PermanentError
 
-from .models import SUMMARY_COUNTS, Active, Run
+from .models import STORED_COUNTS, Active, Run
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def store_report(report, *, root_url, task_id, run_id, srctime):
             Run(
                 tree_id=key(c)[0],
                 locale_id=key(c)[1],
-                **{name: c.counts[name] for name in (*SUMMARY_COUNTS, "missingInFiles")},
+                **{name: c.counts[name] for name in STORED_COUNTS},
                 total=c.total,
                 completion=c.completion,
                 srctime=srctime,

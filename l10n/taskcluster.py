@@ -8,7 +8,7 @@ redirect to artifact storage.
 
 import taskcluster
 
-from life.http import get_bytes, get_json, http_session
+from plumbing.http import get_bytes, get_json, http_session
 
 MAX_ARTIFACT_BYTES = 16 * 1024 * 1024
 ARTIFACT_FAILURES = {

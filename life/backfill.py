@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from django.db.models import F, Q
 from django.utils import timezone
 
-from .errors import PermanentError, TransientError
+from plumbing.errors import PermanentError, TransientError
+
 from .ingest import ingest_pushes
 from .models import Repository
 from .pushlog import PushlogClient

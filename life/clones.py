@@ -20,17 +20,16 @@ from pathlib import Path
 
 from django.conf import settings
 
-from .errors import PermanentError, TransientError
-from .names import validate_repository_name
+from plumbing.errors import PermanentError, TransientError
+from plumbing.names import validate_repository_name
 
 log = logging.getLogger(__name__)
 
 
 def hg_executable():
-    """The ``hg`` next to this interpreter (the pinned one), else the one on PATH."""
-    configured = os.environ.get("HG_BINARY")
-    if configured:
-        return configured
+    """HG_BINARY, else the ``hg`` next to this interpreter (the pinned one), else the one on PATH."""
+    if settings.HG_BINARY:
+        return settings.HG_BINARY
     beside = Path(sys.executable).with_name("hg")
     return str(beside) if beside.exists() else "hg"
 
@@ -130,9 +129,3 @@ def update_clone(repository, reclone=False):
     else:
         pull(repository.url, path)
     return path, time.monotonic() - started
-
-
-def remove_clone(repository):
-    path = clone_path(repository)
-    if path.exists():
-        shutil.rmtree(path)

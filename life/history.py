@@ -11,14 +11,16 @@ from mercurial import hg
 from mercurial import ui as hgui
 from mercurial.node import bin, hex, nullid
 
-from .errors import PermanentError, TransientError
+from plumbing.errors import PermanentError, TransientError
+from plumbing.text import storable
+
 from .models import NULL_REVISION
 from .records import ChangesetRecord
 
 
 def _text(value):
-    # Databases refuse NUL; undecodable bytes must not stop an import.
-    return value.decode("utf-8", "replace").replace("\x00", "\ufffd")
+    # Undecodable bytes must not stop an import.
+    return storable(value.decode("utf-8", "replace"))
 
 
 def open_repository(path):

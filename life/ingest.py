@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import transaction
 
+from plumbing.errors import PermanentError, TransientError
+from plumbing.names import validate_locale_code, validate_repository_name
+
 from . import clones, history, store, sync
-from .errors import PermanentError, TransientError
 from .models import Forest, Locale, Repository
-from .names import validate_locale_code, validate_repository_name
 from .pushlog import PushlogClient
 
 log = logging.getLogger(__name__)
@@ -112,38 +113,35 @@ def ingest_all_changesets(repository, path):
     return result
 
 
-def new_repository_url(name):
-    """The URL a new repository ``<forest>/<locale>`` gets from its Forest, or None for unknown forests."""
+def find_forest(name):
+    """(Forest, locale code) for a repository name ``<forest>/<locale>`` under a known forest, else None."""
     validate_repository_name(name)
     forest_name, _, code = name.rpartition("/")
     forest = Forest.objects.filter(name=forest_name, archived=False).first()
-    return None if forest is None else forest.url.rstrip("/") + "/" + code + "/"
+    return None if forest is None else (forest, code)
 
 
-def ingest_new_repository(name):
-    """``newrepo.1``: a repository ``<forest>/<locale>`` under a known Forest.
+def ingest_new_repository(forest, code):
+    """``newrepo.1``: the repository of locale ``code`` under ``forest``.
 
-    Returns None (nothing done) when the forest is unknown; otherwise the
-    Repository, created with its Locale, cloned, and with the changesets of
-    all its heads stored.
+    Creates the Repository with its Locale, clones it, and stores the
+    changesets of all its heads (a new repository can have content but no
+    pushes). Returns (Repository, IngestResult).
     """
-    validate_repository_name(name)
-    forest_name, _, code = name.rpartition("/")
-    forest = Forest.objects.filter(name=forest_name, archived=False).first()
-    if forest is None:
-        return None, IngestResult()
     validate_locale_code(code)
+    name = f"{forest.name}/{code}"
     with transaction.atomic():
         locale, _ = Locale.objects.get_or_create(code=code)
         repository, created = Repository.objects.get_or_create(
-            name=name,
-            defaults={"url": new_repository_url(name), "forest": forest, "locale": locale},
+            name=name, defaults={"url": forest.repository_url(code), "forest": forest, "locale": locale}
         )
     if created:
         log.info("new repository %s under forest %s", name, forest.name)
-    with clones.clone_lock(repository):
+    with _recording_failures(repository), clones.clone_lock(repository):
         path, hg_seconds = clones.update_clone(repository)
         result = ingest_all_changesets(repository, path)
+        stored_push_id = repository.last_push_id()
+        sync.record_success(repository, stored_push_id, stored_push_id)
     result.hg_seconds = hg_seconds
     return repository, result
 

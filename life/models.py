@@ -33,6 +33,10 @@ class Forest(models.Model):
     def __str__(self):
         return self.name
 
+    def repository_url(self, code):
+        """The URL of this forest's repository for locale ``code``."""
+        return self.url.rstrip("/") + "/" + code + "/"
+
 
 class RepositoryQuerySet(models.QuerySet):
     def active(self):

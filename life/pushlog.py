@@ -6,11 +6,11 @@ PermanentError out. ``PushlogClient`` does the HTTP.
 
 import re
 
-from .errors import PermanentError
-from .http import get_json, http_session
-from .names import is_revision
-from .records import PushlogPage, PushRecord
+from plumbing.errors import PermanentError
+from plumbing.http import get_json, http_session
+from plumbing.names import is_revision
 
+from .records import PushlogPage, PushRecord
 
 # str.isdigit() would accept "²" and other digits int() refuses.
 _PUSH_ID = re.compile(r"[0-9]{1,10}")

@@ -9,7 +9,8 @@ import uuid
 
 from kombu import Connection, Exchange
 
-from worker.config import HGPUSH_EXCHANGE, TASK_COMPLETED_EXCHANGE
+from worker.hgmo import EXCHANGE as HGPUSH_EXCHANGE
+from worker.taskcluster import EXCHANGE as TASK_COMPLETED_EXCHANGE
 
 RABBITMQ_HOST, RABBITMQ_PORT = "127.0.0.1", 5672
 

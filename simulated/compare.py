@@ -20,12 +20,11 @@ import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
+from l10n.models import SUMMARY_COUNTS  # every locale's summary of compare-locales 8+ carries all of them
+
 CONFIG_PATH = "_configs/browser.toml"
 REPOSITORY = "https://hg.mozilla.org/l10n/gecko-strings/"
 LOCALES = ("de", "es-ES", "fr", "it", "ja-JP-mac", "pl", "sr-Latn", "ca-valencia")
-# In compare-locales 8 and later every locale's summary carries all of these.
-SUMMARY_KEYS = ("errors", "warnings", "missing", "missing_w", "report", "obsolete",
-                "changed", "changed_w", "unchanged", "unchanged_w", "keys")
 
 # As gecko-strings' own configurations: paths relative to the repository root, one level up.
 CONFIG = f"""\
@@ -172,7 +171,7 @@ def elmo_json(compare_output, *, config=CONFIG_PATH, repository=REPOSITORY, revi
             "config": config,
             "artifact": artifact_for_locale(code),
             "revisions": dict(revisions_for_locale(code)),
-            "summary": {key: summary.get(key, 0) for key in SUMMARY_KEYS},
+            "summary": {key: summary.get(key, 0) for key in SUMMARY_COUNTS},
         }
         for code, summary in sorted(compare_output["summary"].items())
     ]

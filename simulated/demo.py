@@ -92,23 +92,33 @@ def build_world(hgmo, queue):
 
 def run_demo(var_dir):
     """Build the world under ``var_dir``, publish it, run consume-pulse until idle; returns the report."""
+    from django.conf import settings
     from django.core.management import call_command
+    from django.test import override_settings
     from kombu import Connection
 
+    from settings.pulse import EMBEDDED_BROKER
     from simulated import pulse
     from simulated.hgmo import SimulatedHgmo
     from simulated.taskcluster import SimulatedQueue
     from worker import topology
-    from worker.config import load_config
+    from worker.config import brokers
+    from worker.hgmo import KnownRepositories
+    from worker.sources import sources
 
     counter = OutcomeCounter()
     logging.getLogger("worker").addHandler(counter)
     try:
-        with SimulatedHgmo(var_dir / "upstream") as hgmo, SimulatedQueue() as queue:
-            os.environ["TASKCLUSTER_ROOT_URL"] = queue.root_url
-            config = load_config(os.environ)
-            with Connection(config.broker_url) as connection:
-                topology.declare(connection.default_channel, config)
+        with (
+            SimulatedHgmo(var_dir / "upstream") as hgmo,
+            SimulatedQueue() as queue,
+            # The demo always runs on the embedded broker, whatever the environment says.
+            override_settings(TASKCLUSTER_ROOT_URL=queue.root_url, PULSE_URL=EMBEDDED_BROKER, PULSE_USER="local",
+                              TASKCLUSTER_EXTRA_SOURCES=()),
+        ):
+            broker = brokers(settings)[0]
+            with Connection(broker.url) as connection:
+                topology.declare(connection.default_channel, broker, sources(broker, KnownRepositories(ttl=0)))
                 messages = build_world(hgmo, queue)
                 for kind, routing_key, body in messages:
                     if kind == "hg":

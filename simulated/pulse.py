@@ -9,7 +9,8 @@ from datetime import datetime, timezone
 
 from kombu import Exchange, Producer
 
-from worker.config import HGPUSH_EXCHANGE, TASK_COMPLETED_EXCHANGE
+from worker.hgmo import EXCHANGE as HGPUSH_EXCHANGE
+from worker.taskcluster import EXCHANGE as TASK_COMPLETED_EXCHANGE
 
 
 def hgpush_body(kind, repository, data):

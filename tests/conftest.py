@@ -27,7 +27,7 @@ def require_service(name, host, port):
 
 @pytest.fixture(autouse=True)
 def no_worker_left_behind():
-    from tests.worker_support import WorkerProcess
+    from simulated.harness import WorkerProcess
 
     yield
     while WorkerProcess.running:
@@ -47,8 +47,6 @@ def repository_base(tmp_path, settings):
     settings.REPOSITORY_BASE = tmp_path / "clones"
     settings.HTTP_TIMEOUT = 5
     settings.HG_TIMEOUT = 60
-    # Each test makes its own repositories; the worker's cache of them must not outlive a test.
-    settings.KNOWN_REPOSITORIES_TTL = 0
     return settings.REPOSITORY_BASE
 
 
@@ -64,9 +62,10 @@ def broker_url():
 
 
 @pytest.fixture
-def worker_env(broker_url, monkeypatch):
-    """Environment for a worker on the test broker, with quick retries."""
+def worker_env(broker_url, monkeypatch, settings):
+    """A worker (in this process or as a subprocess) on the test broker, with quick retries."""
+    from tests.worker_support import configure
+
     env = {"PULSE_URL": broker_url, "PULSE_RETRY_DELAYS": "1", "PULSE_PREFETCH": "4"}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
+    configure(monkeypatch, settings, **env)
     return env

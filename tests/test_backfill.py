@@ -12,7 +12,7 @@ from life.backfill import backfill
 from life.models import Push, Repository, SyncState
 from life.sync import FAILURES_BEFORE_BACKOFF, next_attempt
 from simulated import pulse
-from tests.worker_support import WorkerProcess, declare_queues, run_worker
+from simulated.harness import WorkerProcess, declare_queues, run_worker
 from worker.metrics import SyncStateCollector
 
 

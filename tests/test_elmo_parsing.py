@@ -4,8 +4,9 @@ import copy
 
 import pytest
 
-from l10n.elmo import parse_elmo, parse_task_completed, parse_task_definition
-from life.errors import PermanentError
+from l10n.elmo import parse_elmo, parse_task_definition
+from plumbing.errors import PermanentError
+from worker.taskcluster import parse_task_completed
 
 A, B = "a" * 40, "b" * 40
 SUMMARY = {
@@ -110,8 +111,8 @@ def test_duplicate_comparison_is_refused():
 
 def test_task_completed_message_names_task_and_run():
     message = {"version": 1, "status": {"taskId": "fN1SbArXTPSVFNUvaOlinQ", "runs": []}, "runId": 2}
-    completed = parse_task_completed(message)
-    assert (completed.task_id, completed.run_id) == ("fN1SbArXTPSVFNUvaOlinQ", 2)
+    completed = parse_task_completed(message, "https://tc.example")
+    assert (completed.root_url, completed.task_id, completed.run_id) == ("https://tc.example", "fN1SbArXTPSVFNUvaOlinQ", 2)
 
 
 @pytest.mark.parametrize(
@@ -126,7 +127,7 @@ def test_task_completed_message_names_task_and_run():
 )
 def test_malformed_task_completed_messages(message):
     with pytest.raises(PermanentError, match="task-completed message is invalid"):
-        parse_task_completed(message)
+        parse_task_completed(message, "https://tc.example")
 
 
 def test_task_definition_created_and_source():

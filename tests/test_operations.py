@@ -1,19 +1,20 @@
 """What an operator relies on: metrics, JSON logs, the health check, the Dockerfile."""
 
 import json
+import os
 import re
 import signal
 import socket
 import subprocess
 import sys
-from pathlib import Path
+import time
 
 import pytest
 import requests
 
 from life.models import Push, Repository
 from simulated import pulse
-from tests.worker_support import PROJECT, WorkerProcess, declare_queues, wait_until
+from simulated.harness import PROJECT, WorkerProcess, declare_queues, wait_until
 from tests.test_worker import publish, push_message
 
 
@@ -58,7 +59,7 @@ def test_metrics_json_logs_and_heartbeat_of_a_running_worker(hgmo, broker_url, w
     assert metric(text, "l10n_worker_last_success_timestamp_seconds") > 0
 
     health = subprocess.run([sys.executable, "-m", "worker.health"], cwd=PROJECT, capture_output=True, text=True,
-                            env={**__import__("os").environ, "HEARTBEAT_FILE": str(heartbeat)})
+                            env={**os.environ, "HEARTBEAT_FILE": str(heartbeat)})
     assert health.returncode == 0, health.stdout
     worker.signal(signal.SIGTERM)
     assert worker.wait() == 0
@@ -74,7 +75,9 @@ def test_metrics_json_logs_and_heartbeat_of_a_running_worker(hgmo, broker_url, w
 def test_health_check_fails_without_a_fresh_heartbeat(tmp_path):
     stale = tmp_path / "heartbeat"
     stale.touch()
-    env = {**__import__("os").environ, "HEARTBEAT_FILE": str(stale), "HEALTHCHECK_MAX_AGE": "-1"}
+    an_hour_ago = time.time() - 3600
+    os.utime(stale, (an_hour_ago, an_hour_ago))
+    env = {**os.environ, "HEARTBEAT_FILE": str(stale), "HEALTHCHECK_MAX_AGE": "60"}
     result = subprocess.run([sys.executable, "-m", "worker.health"], cwd=PROJECT, capture_output=True, text=True, env=env)
     assert result.returncode == 1 and "unhealthy" in result.stdout
     env["HEARTBEAT_FILE"] = str(tmp_path / "missing")

@@ -6,9 +6,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from life import clones
-from life.errors import PermanentError, TransientError
-from life.ingest import ingest_new_repository, ingest_pushes, reprocess_repository
+from life.ingest import find_forest, ingest_new_repository, ingest_pushes, reprocess_repository
 from life.models import NULL_REVISION, Changeset, Forest, Push, Repository
+from plumbing.errors import PermanentError, TransientError
 
 pytestmark = pytest.mark.django_db
 
@@ -215,7 +215,7 @@ def test_newrepo_with_content_stores_all_heads_without_pushes(hgmo):
     head_one = hgmo.commit("l10n-central/sr-Latn", {"b": b"2"}, parents=[root])
     head_two = hgmo.commit("l10n-central/sr-Latn", {"c": b"3"}, parents=[root])
 
-    repo, result = ingest_new_repository("l10n-central/sr-Latn")
+    repo, result = ingest_new_repository(*find_forest("l10n-central/sr-Latn"))
 
     assert result.changesets == 3
     assert repo.locale.code == "sr-Latn"
@@ -230,12 +230,12 @@ def test_newrepo_empty_and_unknown_forest(hgmo):
     hgmo.create_repo("l10n-central/ja-JP-mac")
     hgmo.create_repo("elsewhere/de")
 
-    repo, result = ingest_new_repository("l10n-central/ja-JP-mac")
-    skipped, _ = ingest_new_repository("elsewhere/de")
+    repo, result = ingest_new_repository(*find_forest("l10n-central/ja-JP-mac"))
 
     assert repo.name == "l10n-central/ja-JP-mac" and result.changesets == 0
     assert not repo.changesets.exists()
-    assert skipped is None
+    assert repo.sync_state.last_synced is not None
+    assert find_forest("elsewhere/de") is None
     assert not Repository.objects.filter(name="elsewhere/de").exists()
 
 
@@ -245,7 +245,7 @@ def test_path_escaping_repository_name_is_refused(name, repository_base):
     with pytest.raises(PermanentError):
         clones.clone_path(repo)
     with pytest.raises(PermanentError):
-        ingest_new_repository(name)
+        find_forest(name)
     assert not repository_base.exists() or not any(repository_base.iterdir())
 
 

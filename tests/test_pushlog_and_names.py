@@ -2,10 +2,10 @@
 
 import pytest
 
-from life.errors import PermanentError
-from life.names import validate_locale_code, validate_repository_name, validate_revision
 from life.pushlog import parse_pushlog
 from life.records import PushRecord
+from plumbing.errors import PermanentError
+from plumbing.names import validate_locale_code, validate_repository_name, validate_revision
 
 A, B = "a" * 40, "b" * 40
 

@@ -11,15 +11,16 @@ from django.db import connection, connections, transaction
 from kombu import Connection
 
 from l10n.ingest import ingest_task
-from l10n.models import Active, Run
+from l10n.models import SUMMARY_COUNTS, Active, Run
 from l10n.store import activate_runs
-from life.errors import PermanentError, TransientError
 from life.ingest import ingest_pushes
 from life.models import Changeset, Locale, Repository, Tree
+from plumbing.errors import PermanentError, TransientError
 from simulated import compare, pulse
 from simulated.broker import scratch_vhost
+from simulated.harness import declare_queues, run_worker
 from simulated.taskcluster import SimulatedQueue
-from tests.worker_support import declare_queues, run_worker
+from tests.worker_support import configure
 from worker.models import DeadLetter
 
 KINDS = {"de": "complete", "fr": "partial", "it": "error", "es-ES": "obsolete"}
@@ -57,8 +58,8 @@ def deliver(broker_url, queue, task_id, run_id=0):
 
 
 @pytest.fixture
-def tasks_env(worker_env, queue, monkeypatch):
-    monkeypatch.setenv("TASKCLUSTER_ROOT_URL", queue.root_url)
+def tasks_env(worker_env, queue, monkeypatch, settings):
+    configure(monkeypatch, settings, TASKCLUSTER_ROOT_URL=queue.root_url)
     return worker_env
 
 
@@ -74,8 +75,8 @@ def test_compare_locales_results_arrive_through_pulse(hgmo, queue, gecko_strings
     assert set(runs) == set(KINDS)
     for code, run in runs.items():
         summary = results[code]["summary"]
-        assert {key: getattr(run, key) for key in compare.SUMMARY_KEYS} == {
-            key: summary.get(key, 0) for key in compare.SUMMARY_KEYS
+        assert {key: getattr(run, key) for key in SUMMARY_COUNTS} == {
+            key: summary.get(key, 0) for key in SUMMARY_COUNTS
         }
         total = summary["changed"] + summary["unchanged"] + summary["missing"]
         assert run.total == total
@@ -102,6 +103,20 @@ def test_same_task_twice_stores_once(hgmo, queue, gecko_strings, broker_url, tas
 
     assert Run.objects.count() == 1
     assert Active.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_ingest_task_records_the_deployment_as_the_worker_does(hgmo, queue, gecko_strings, broker_url, tasks_env):
+    by_worker, _, _ = publish_task(queue, hgmo, {"de": "complete"})
+    by_operator, _, _ = publish_task(queue, hgmo, {"fr": "complete"})
+    declare_queues()
+    deliver(broker_url, queue, by_worker)
+    run_worker(max_messages=1)
+    # The operator spells the deployment with a trailing slash.
+    call_command("ingest-task", by_operator, "--root-url", queue.root_url + "/")
+
+    assert dict(Run.objects.values_list("task_id", "root_url")) == {
+        by_worker: queue.root_url, by_operator: queue.root_url}
 
 
 @pytest.mark.django_db
@@ -241,14 +256,15 @@ def test_late_older_run_does_not_displace_the_active_one(hgmo, queue, gecko_stri
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_taskcluster_deployments_on_their_own_brokers(hgmo, gecko_strings, broker_url, tasks_env, monkeypatch):
+def test_two_taskcluster_deployments_on_their_own_brokers(hgmo, gecko_strings, broker_url, tasks_env, monkeypatch,
+                                                          settings):
     with SimulatedQueue() as community, scratch_vhost() as community_broker:
-        monkeypatch.setenv("TASKCLUSTER_EXTRA_SOURCES", json.dumps(
-            [{"pulse_url": community_broker, "root_url": community.root_url, "routes": ["route.project.l10n.elmo.v1"]}]
-        ))
         firefox_ci = SimulatedQueue()
         with firefox_ci:
-            monkeypatch.setenv("TASKCLUSTER_ROOT_URL", firefox_ci.root_url)
+            configure(monkeypatch, settings, TASKCLUSTER_ROOT_URL=firefox_ci.root_url, TASKCLUSTER_EXTRA_SOURCES=json.dumps(
+                [{"pulse_url": community_broker, "root_url": community.root_url,
+                  "routes": ["route.project.l10n.elmo.v1"]}]
+            ))
             first, _, _ = publish_task(firefox_ci, hgmo, {"de": "complete"})
             second, _, _ = publish_task(community, hgmo, {"fr": "partial"})
             declare_queues()

@@ -2,18 +2,20 @@
 
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import connection
 from kombu import Connection
 
 from life.models import Changeset, Forest, Push, Repository
 from simulated import pulse
-from tests.worker_support import WorkerProcess, declare_queues, queue_depth, run_worker, wait_until
-from worker.consumer import DEFERRED_ACK_DELAY
+from simulated.harness import WorkerProcess, declare_queues, queue_depth, run_worker, wait_until
+from worker.config import brokers
+from worker.consumer import DEFERRED_ACK_DELAY, PulseWorker, connect
+from worker.hgmo import KnownRepositories
 from worker.models import DeadLetter
 
 
@@ -130,15 +132,6 @@ def test_upstream_down_is_retried_without_holding_up_other_repositories(hgmo, br
 
     assert Push.objects.filter(repository=sick).count() == 1
     assert queue_depth(broker_url, "hgmo") == 0
-
-
-def test_config_errors_stop_the_command_with_one_clear_line(monkeypatch):
-    monkeypatch.setenv("PULSE_URL", "")
-    result = subprocess.run(
-        [sys.executable, "manage.py", "consume-pulse", "--max-messages", "1"], capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode != 0
-    assert result.stderr.strip() == "CommandError: configuration: PULSE_URL is set but empty (unset it to use the PULSE_* settings)"
 
 
 # --- the real command in a subprocess ---------------------------------------------
@@ -279,16 +272,25 @@ def test_two_workers_give_the_same_database_as_one(hgmo, broker_url, worker_env,
 
 
 @pytest.mark.django_db
-def test_known_repositories_are_cached_for_a_while(settings):
-    from worker.hgpush import KnownRepositories
-
-    settings.KNOWN_REPOSITORIES_TTL = 3600
-    known = KnownRepositories()
+def test_known_repositories_are_read_once_per_ttl():
+    now = [0.0]
+    known = KnownRepositories(ttl=5, clock=lambda: now[0])
     assert "l10n-central/de" not in known
     Repository.objects.create(name="l10n-central/de", url="https://hg.example/l10n-central/de/")
-    assert "l10n-central/de" not in known  # no query per message
-    known.forget()
+    now[0] = 4.9
+    assert "l10n-central/de" not in known  # no query per message within the TTL
+    now[0] = 5.0
     assert "l10n-central/de" in known
     Repository.objects.filter(name="l10n-central/de").update(archived=True)
-    known.forget()
+    assert "l10n-central/de" in known
+    known.forget()  # a new repository was just made: read again at once
     assert "l10n-central/de" not in known
+
+
+@pytest.mark.django_db
+def test_each_worker_has_its_own_cache_of_known_repositories(broker_url, worker_env):
+    broker = brokers(settings)[0]
+    first, second = (PulseWorker(connect(broker), broker) for _ in range(2))
+    hgmo_handlers = [next(s.handle for s in w.sources if s.name == "hgmo") for w in (first, second)]
+    assert hgmo_handlers[0].known is not hgmo_handlers[1].known
+    assert hgmo_handlers[0].known.ttl == settings.KNOWN_REPOSITORIES_TTL

@@ -1,13 +1,14 @@
-"""Pure parts of the worker: configuration and message parsing (no broker, no database)."""
+"""Pure parts of the worker: hg.mozilla.org message parsing, retry counting (no broker, no database)."""
 
 import json
 
 import pytest
 
-from life.errors import PermanentError
+from plumbing.errors import PermanentError
 from simulated import pulse
-from worker.config import EMBEDDED_BROKER, ConfigError, load_config, mask_password
-from worker.messages import Delivery, parse_hgpush
+from worker.config import mask_password
+from worker.dispatch import Delivery
+from worker.hgmo import parse as parse_hgpush
 
 A = "a" * 40
 
@@ -15,39 +16,6 @@ A = "a" * 40
 def delivery(body, routing_key="l10n-central/de", content_type="application/json"):
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     return Delivery(raw, "exchange/hgpushes/v2", routing_key, content_type)
-
-
-def test_no_broker_configured_means_the_embedded_one():
-    config = load_config({})
-    assert config.broker_url == EMBEDDED_BROKER and config.embedded
-    assert config.queue_name("hgmo") == "queue/local/hgmo"
-
-
-def test_pulse_settings_build_an_amqps_url_with_masked_password():
-    config = load_config({"PULSE_USER": "elmo", "PULSE_PASSWORD": "s3cr:t@"})
-    assert config.broker_url == "amqps://elmo:s3cr%3At%40@pulse.mozilla.org:5671/%2F"
-    assert "s3cr" not in config.safe_url and config.safe_url.startswith("amqps://elmo:***@pulse.mozilla.org")
-    assert config.queue_name("tasks") == "queue/elmo/tasks"
-    assert config.task_routes == ("route.project.l10n.elmo.v1",)
-
-
-@pytest.mark.parametrize(
-    "environ, setting",
-    [
-        ({"PULSE_URL": ""}, "PULSE_URL is set but empty"),
-        ({"PULSE_URL": "http://x"}, "PULSE_URL must start with"),
-        ({"PULSE_URL": "amqp://host/"}, "PULSE_URL names no user"),
-        ({"PULSE_USER": "elmo"}, "PULSE_PASSWORD is required"),
-        ({"PULSE_HOST": "localhost"}, "PULSE_USER is required"),
-        ({"PULSE_USER": "u", "PULSE_PASSWORD": "p", "PULSE_SSL": "maybe"}, "PULSE_SSL must be true or false"),
-        ({"PULSE_USER": "u", "PULSE_PASSWORD": "p", "PULSE_PORT": "x"}, "PULSE_PORT must be a whole number"),
-        ({"TASKCLUSTER_ROUTES": " , "}, "TASKCLUSTER_ROUTES is set but names nothing"),
-        ({"PULSE_RETRY_DELAYS": "10,-1"}, "PULSE_RETRY_DELAYS must be positive"),
-    ],
-)
-def test_bad_configuration_names_the_setting(environ, setting):
-    with pytest.raises(ConfigError, match=setting):
-        load_config(environ)
 
 
 def test_mask_password_leaves_urls_without_one_alone():

@@ -1,116 +1,29 @@
-"""Running the worker in tests: in-process, or as the real command in a subprocess."""
+"""Configuring the worker from a test: the same settings for an in-process worker and a subprocess."""
 
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
+import importlib.util
 
-from django.conf import settings
-from django.db import connection
-from kombu import Connection
-
-from worker import topology
-from worker.config import load_config
-from worker.consumer import PulseWorker, connect
-
-PROJECT = Path(__file__).resolve().parent.parent
+# Settings a test may not change by environment: the test database and logging are pytest-django's.
+_KEPT = {"DATABASES", "LOGGING", "ENVIRONMENT_VARIABLES"}
 
 
-def run_worker(**options):
-    """Run consume-pulse's worker in this process until it stops by itself."""
-    config = load_config(os.environ)
-    worker = PulseWorker(connect(config), config, **options)
-    worker.run()
-    return worker
+def _parsed_settings():
+    """The settings the project's settings module makes of the current environment."""
+    spec = importlib.util.find_spec("settings.project")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {name: value for name, value in vars(module).items() if name.isupper() and name not in _KEPT}
 
 
-def declare_queues():
-    """What the worker declares at start, so messages published before it starts are kept."""
-    main = load_config(os.environ)
-    for config in (main, *main.extra_sources):
-        with connect(config) as conn:
-            topology.declare(conn.default_channel, config)
+def configure(monkeypatch, django_settings, **environment):
+    """Set environment variables for worker subprocesses, and the settings they parse to for this one.
 
-
-def queue_depth(broker_url, suffix):
-    """Messages waiting (ready or unacked) in the worker's queue ``suffix``."""
-    config = load_config({"PULSE_URL": broker_url})
-    with Connection(broker_url) as conn:
-        return conn.default_channel.queue_declare(config.queue_name(suffix), passive=True).message_count
-
-
-def database_url():
-    """The URL of the database the tests use (the test database), for worker subprocesses."""
-    db = connection.settings_dict
-    engine = db["ENGINE"].rsplit(".", 1)[-1]
-    if engine == "sqlite3":
-        return f"sqlite:///{db['NAME']}"
-    scheme = {"postgresql": "postgres", "mysql": "mysql"}[engine]
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"{scheme}://{db['USER']}{password}@{db['HOST']}:{db['PORT'] or ''}/{db['NAME']}"
-
-
-class WorkerProcess:
-    """``./manage.py consume-pulse`` as a child process, the way it runs in production."""
-
-    # Killed at the end of each test (conftest), so a failed test leaves no worker behind.
-    running = []
-
-    def __init__(self, *args, log_path):
-        env = dict(os.environ)
-        env.update(
-            {
-                "DATABASE_URL": database_url(),
-                "REPOSITORY_BASE": str(settings.REPOSITORY_BASE),
-                "HTTP_TIMEOUT": str(settings.HTTP_TIMEOUT),
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
-        self.log_path = log_path
-        self.log = open(log_path, "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, str(PROJECT / "manage.py"), "consume-pulse", *args],
-            env=env,
-            cwd=PROJECT,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        WorkerProcess.running.append(self)
-
-    def output(self):
-        return Path(self.log_path).read_text(errors="replace")
-
-    def wait_for_log(self, text, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in self.output():
-                return
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise AssertionError(f"worker never logged {text!r}; log:\n{self.output()[-3000:]}")
-
-    def signal(self, signum):
-        self.process.send_signal(signum)
-
-    def wait(self, timeout=60):
-        try:
-            return self.process.wait(timeout)
-        finally:
-            self.log.close()
-
-    def kill(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-        return self.wait()
-
-
-def wait_until(predicate, timeout=30, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
+    The project's own settings module parses the environment before and after the change, and the
+    settings that changed are applied here: an in-process worker and a ``consume-pulse`` subprocess
+    see the same configuration.
+    """
+    before = _parsed_settings()
+    for name, value in environment.items():
+        monkeypatch.setenv(name, str(value))
+    for name, value in _parsed_settings().items():
+        if value != before.get(name):
+            setattr(django_settings, name, value)

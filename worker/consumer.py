@@ -6,6 +6,7 @@ delay queue (with publisher confirms) before the original is acked; a
 permanent one is stored as a DeadLetter before it is acked.
 """
 
+import functools
 import logging
 import threading
 import time
@@ -19,10 +20,10 @@ from kombu.mixins import ConsumerProducerMixin
 from life.backfill import backfill
 
 from . import metrics, topology
-from .dispatch import Status, process
-from .config import TASK_COMPLETED_EXCHANGE
-from .messages import TASKCLUSTER_ROOT_URL_HEADER, Delivery
+from .dispatch import Delivery, Status, process
+from .hgmo import KnownRepositories
 from .models import DeadLetter
+from .sources import sources
 
 log = logging.getLogger("worker")
 
@@ -34,19 +35,19 @@ HEARTBEAT_EVERY = 5
 DEFERRED_ACK_DELAY = 0.5
 
 
-def connect(config):
+def connect(broker):
     return Connection(
-        config.broker_url,
-        heartbeat=config.heartbeat or None,
+        broker.url,
+        heartbeat=broker.heartbeat or None,
         transport_options={"confirm_publish": True},
         connect_timeout=10,
     )
 
 
 class PulseWorker(ConsumerProducerMixin):
-    def __init__(self, connection, config, max_messages=None, idle_exit=None):
+    def __init__(self, connection, broker, max_messages=None, idle_exit=None):
         self.connection = connection
-        self.config = config
+        self.broker = broker
         self.max_messages = max_messages
         self.idle_exit = idle_exit
         self.handled = 0
@@ -54,18 +55,25 @@ class PulseWorker(ConsumerProducerMixin):
         self.last_beat = 0.0
         self.last_backfill = time.monotonic()
         self.backfill_thread = None
+        self.sources = sources(broker, KnownRepositories(settings.KNOWN_REPOSITORIES_TTL))
         self.acks = DeferredAcks(
             # kombu's virtual transports (memory://) ignore ``multiple``: ack each message there.
             enabled=connection.transport.driver_type == "amqp",
-            limit=config.prefetch // 2,  # below the prefetch, or the broker would wait for them
+            limit=broker.prefetch // 2,  # below the prefetch, or the broker would wait for them
         )
 
     # kombu hooks
 
     def get_consumers(self, Consumer, channel):
-        queues = topology.declare(channel, self.config)
+        queues = topology.declare(channel, self.broker, self.sources)
         log.info("consuming %s", ", ".join(queue.name for queue in queues))
-        return [Consumer(queues=queues, on_message=self.on_message, prefetch_count=self.config.prefetch)]
+        # One consumer per source, so each message reaches its source's handler; the channel still
+        # delivers (and we settle) in one order, which the deferred acks rely on.
+        return [
+            Consumer(queues=[queue], on_message=functools.partial(self.on_message, source),
+                     prefetch_count=self.broker.prefetch)
+            for source, queue in zip(self.sources, queues, strict=True)
+        ]
 
     def on_connection_revived(self):
         self.acks.forget()  # they belonged to the lost channel, whose messages are redelivered
@@ -74,7 +82,7 @@ class PulseWorker(ConsumerProducerMixin):
         self.acks.flush()
 
     def on_connection_error(self, exc, interval):
-        log.warning("broker %s unreachable (%s); retrying in %.0fs", self.config.safe_url, exc, interval)
+        log.warning("broker %s unreachable (%s); retrying in %.0fs", self.broker.safe_url, exc, interval)
 
     def on_iteration(self):
         self.beat()
@@ -103,7 +111,7 @@ class PulseWorker(ConsumerProducerMixin):
         store a push twice.
         """
         interval = settings.BACKFILL_INTERVAL
-        if not interval or not self.config.consume_hgmo or time.monotonic() - self.last_backfill < interval:
+        if not interval or not self.broker.main or time.monotonic() - self.last_backfill < interval:
             return
         if self.backfill_thread is not None and self.backfill_thread.is_alive():
             return
@@ -117,15 +125,15 @@ class PulseWorker(ConsumerProducerMixin):
 
     # one message
 
-    def on_message(self, message):
+    def on_message(self, source, message):
         started = time.monotonic()
         delivery = self.delivery(message)
-        outcome = process(delivery)
+        outcome = process(source, delivery)
         retries = _retries(delivery.headers)
-        if outcome.status is Status.RETRY and retries >= self.config.max_retries:
+        if outcome.status is Status.RETRY and retries >= self.broker.max_retries:
             outcome.status = Status.DEAD
             outcome.detail = f"gave up after {retries} retries: {outcome.detail}"
-        self.settle(message, delivery, outcome, retries)
+        self.settle(message, source, delivery, outcome, retries)
         self.handled += 1
         self.last_activity = time.monotonic()
         duration = self.last_activity - started
@@ -153,20 +161,18 @@ class PulseWorker(ConsumerProducerMixin):
         headers = dict(message.headers or {})
         exchange, routing_key = info.get("exchange") or "", info.get("routing_key") or ""
         # Only our own retry path may restate where a message first came from.
-        if exchange == self.config.own_exchange and ORIGINAL_EXCHANGE_HEADER in headers:
+        if exchange == self.broker.own_exchange and ORIGINAL_EXCHANGE_HEADER in headers:
             exchange = str(headers[ORIGINAL_EXCHANGE_HEADER])
             routing_key = str(headers.get(ORIGINAL_ROUTING_KEY_HEADER, ""))
-        if exchange == TASK_COMPLETED_EXCHANGE:
-            headers[TASKCLUSTER_ROOT_URL_HEADER] = self.config.root_url
         body = message.body if isinstance(message.body, bytes) else str(message.body).encode("utf-8")
         return Delivery(body, exchange, routing_key, message.content_type, headers)
 
-    def settle(self, message, delivery, outcome, retries):
+    def settle(self, message, source, delivery, outcome, retries):
         try:
             if outcome.status is Status.DEAD:
-                DeadLetter.record(delivery, outcome.detail, retries=retries)
+                DeadLetter.record(delivery, outcome.detail, source=source.name, retries=retries)
             elif outcome.status is Status.RETRY:
-                self.publish_retry(delivery, retries)
+                self.publish_retry(source, delivery, retries)
         except DatabaseError as error:
             # Cannot even record the failure: give the message back and slow down.
             close_old_connections()
@@ -177,11 +183,8 @@ class PulseWorker(ConsumerProducerMixin):
             return
         self.acks.ack(message, defer=outcome.status is Status.SKIPPED)
 
-    def publish_retry(self, delivery, retries):
-        source = topology.source_for_exchange(self.config, delivery.exchange)
-        if source is None:  # cannot happen: an unknown exchange is a permanent failure
-            raise AssertionError(delivery.exchange)
-        delay = self.config.retry_delays[min(retries, len(self.config.retry_delays) - 1)]
+    def publish_retry(self, source, delivery, retries):
+        delay = self.broker.retry_delays[min(retries, len(self.broker.retry_delays) - 1)]
         headers = {
             **delivery.headers,
             RETRIES_HEADER: retries + 1,
@@ -190,7 +193,7 @@ class PulseWorker(ConsumerProducerMixin):
         }
         self.producer.publish(
             delivery.body,
-            exchange=topology.own_exchange(self.config),
+            exchange=topology.own_exchange(self.broker),
             routing_key=topology.retry_key(source, delay),
             headers=headers,
             content_type=delivery.content_type or "application/json",

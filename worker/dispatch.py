@@ -1,20 +1,31 @@
-"""From a delivery to an outcome: parse, hand to the exchange's handler, classify failures.
+"""From a delivery to an outcome: parse it, hand it to its source's handler, classify failures.
 
-Handlers are registered per exchange as a pair of plain functions: ``parse``
-(pure, delivery -> message with ``kind`` and ``subject``) and ``handle``
-(message -> Outcome, doing its work in committed transactions). Adding a
-source of messages is one ``register`` call.
+Each source (``sources.py``) pairs a pure ``parse`` (delivery -> message with
+``kind`` and ``subject``) with a ``handle`` (message -> Outcome, doing its
+work in committed transactions). ``process`` turns every failure into a
+RETRY or DEAD outcome, never an exception.
 """
 
 import enum
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db import DatabaseError, close_old_connections
 
-from life.errors import PermanentError, TransientError
+from plumbing.errors import PermanentError, TransientError
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What the broker handed us, in plain data."""
+
+    body: bytes
+    exchange: str
+    routing_key: str
+    content_type: str | None = "application/json"
+    headers: dict = field(default_factory=dict)
 
 
 class Status(enum.StrEnum):
@@ -32,19 +43,6 @@ class Outcome:
     subject: str = "-"
 
 
-@dataclass(frozen=True)
-class Route:
-    parse: object
-    handle: object
-
-
-ROUTES = {}
-
-
-def register(exchange, parse, handle):
-    ROUTES[exchange] = Route(parse, handle)
-
-
 def stored(detail=""):
     return Outcome(Status.STORED, detail)
 
@@ -53,16 +51,13 @@ def skipped(detail):
     return Outcome(Status.SKIPPED, detail)
 
 
-def process(delivery):
-    """Run the delivery's handler; every failure becomes a RETRY or DEAD outcome, never an exception."""
+def process(source, delivery):
+    """Run ``delivery`` through ``source``; every failure becomes a RETRY or DEAD outcome."""
     kind = subject = "-"
     try:
-        route = ROUTES.get(delivery.exchange)
-        if route is None:
-            raise PermanentError(f"no handler for exchange {delivery.exchange!r}")
-        message = route.parse(delivery)
+        message = source.parse(delivery)
         kind, subject = message.kind, message.subject
-        outcome = route.handle(message)
+        outcome = source.handle(message)
     except PermanentError as error:
         outcome = Outcome(Status.DEAD, str(error))
     except TransientError as error:

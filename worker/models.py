@@ -3,6 +3,8 @@
 from django.db import models
 from django.utils import timezone
 
+from plumbing.text import storable
+
 # Enough of a body to replay any legitimate message; larger ones are refused anyway.
 MAX_STORED_BODY = 1024 * 1024
 
@@ -21,6 +23,7 @@ class DeadLetter(models.Model):
     headers = models.JSONField(default=dict, blank=True)
     exchange = models.CharField(max_length=255)
     routing_key = models.CharField(max_length=255)
+    source = models.CharField(max_length=255, blank=True, default="", help_text="the source that received it")
     error = models.TextField()
     created = models.DateTimeField(default=timezone.now, db_index=True)
     retries = models.PositiveIntegerField(default=0, help_text="transient failures before it was given up")
@@ -37,16 +40,17 @@ class DeadLetter(models.Model):
         return f"{self.exchange} {self.routing_key}: {self.error[:80]}"
 
     @classmethod
-    def record(cls, delivery, error, retries=0):
+    def record(cls, delivery, error, source="", retries=0):
         body = bytes(delivery.body)
         return cls.objects.create(
             body=body[:MAX_STORED_BODY],
             body_truncated=len(body) > MAX_STORED_BODY,
-            content_type=_text(delivery.content_type or "")[:100],
+            content_type=storable(delivery.content_type or "")[:100],
             headers=_json_safe(delivery.headers),
-            exchange=_text(delivery.exchange)[:255],
-            routing_key=_text(delivery.routing_key)[:255],
-            error=_text(str(error)),
+            exchange=storable(delivery.exchange)[:255],
+            routing_key=storable(delivery.routing_key)[:255],
+            source=storable(source)[:255],
+            error=storable(str(error)),
             retries=retries,
         )
 
@@ -67,19 +71,14 @@ class QueueBinding(models.Model):
         return f"{self.queue} <- {self.exchange} [{self.routing_key}]"
 
 
-def _text(value):
-    """Text any database accepts: hostile input may carry NUL characters."""
-    return value.replace("\x00", "\\x00")
-
-
 def _json_safe(headers):
     def plain(value):
         if isinstance(value, str):
-            return _text(value)
+            return storable(value)
         if isinstance(value, (int, float, bool, type(None))):
             return value
         if isinstance(value, (list, tuple)):
             return [plain(item) for item in value]
-        return _text(str(value))
+        return storable(str(value))
 
-    return {_text(str(key)): plain(value) for key, value in (headers or {}).items()}
+    return {storable(str(key)): plain(value) for key, value in (headers or {}).items()}

@@ -10,100 +10,80 @@ for a while rather than being deleted when the worker disconnects.
 """
 
 import logging
-from dataclasses import dataclass
 
 from django.db import DatabaseError
 from kombu import Exchange, Queue, binding
 
-from .config import HGPUSH_EXCHANGE, TASK_COMPLETED_EXCHANGE
 from .models import QueueBinding
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Source:
-    """One of the worker's queues: what feeds it, under which keys."""
-
-    name: str  # the queue suffix, also the key of its retry routes
-    exchange: str
-    routing_keys: tuple[str, ...]
+def own_exchange(broker):
+    return Exchange(broker.own_exchange, type="direct", durable=True)
 
 
-def sources(config):
-    tasks = Source("tasks", TASK_COMPLETED_EXCHANGE, tuple(config.task_routes))
-    return (Source("hgmo", HGPUSH_EXCHANGE, ("#",)), tasks) if config.consume_hgmo else (tasks,)
-
-
-def source_for_exchange(config, exchange):
-    return next((s for s in sources(config) if s.exchange == exchange), None)
-
-
-def own_exchange(config):
-    return Exchange(config.own_exchange, type="direct", durable=True)
-
-
-def upstream_exchange(config, name):
-    return Exchange(name, type="topic", durable=True, passive=not (config.declare_exchanges or config.embedded))
+def upstream_exchange(broker, name):
+    return Exchange(name, type="topic", durable=True, passive=not (broker.declare_exchanges or broker.embedded))
 
 
 def retry_key(source, delay):
-    return f"retry.{source.name}.{delay}s"
+    return f"retry.{source.queue}.{delay}s"
 
 
 def redeliver_key(source):
-    return f"redeliver.{source.name}"
+    return f"redeliver.{source.queue}"
 
 
-def _queue_arguments(config):
-    return {"x-expires": config.queue_expires_seconds * 1000}
+def _queue_arguments(broker):
+    return {"x-expires": broker.queue_expires_seconds * 1000}
 
 
-def main_queue(config, source):
+def main_queue(broker, source):
     return Queue(
-        config.queue_name(source.name),
-        bindings=[binding(upstream_exchange(config, source.exchange), routing_key=key) for key in source.routing_keys]
-        + [binding(own_exchange(config), routing_key=redeliver_key(source))],
+        broker.queue_name(source.queue),
+        bindings=[binding(upstream_exchange(broker, source.exchange), routing_key=key) for key in source.routing_keys]
+        + [binding(own_exchange(broker), routing_key=redeliver_key(source))],
         durable=True,
         auto_delete=False,
-        queue_arguments=_queue_arguments(config),
+        queue_arguments=_queue_arguments(broker),
     )
 
 
-def retry_queues(config, source):
+def retry_queues(broker, source):
     """One delay queue per back-off step; each returns its messages to the source's queue."""
     return [
         Queue(
-            config.queue_name(f"{source.name}/retry-{delay}s"),
-            exchange=own_exchange(config),
+            broker.queue_name(f"{source.queue}/retry-{delay}s"),
+            exchange=own_exchange(broker),
             routing_key=retry_key(source, delay),
             durable=True,
             auto_delete=False,
             queue_arguments={
-                **_queue_arguments(config),
+                **_queue_arguments(broker),
                 "x-message-ttl": delay * 1000,
-                "x-dead-letter-exchange": config.own_exchange,
+                "x-dead-letter-exchange": broker.own_exchange,
                 "x-dead-letter-routing-key": redeliver_key(source),
             },
         )
-        for delay in config.retry_delays
+        for delay in broker.retry_delays
     ]
 
 
-def declare(channel, config):
-    """Declare everything, drop bindings no longer configured; returns the queues to consume."""
-    queues = [main_queue(config, source) for source in sources(config)]
-    own_exchange(config)(channel).declare()
+def declare(channel, broker, sources):
+    """Declare everything ``sources`` need, drop bindings no longer configured; returns their queues."""
+    queues = [main_queue(broker, source) for source in sources]
+    own_exchange(broker)(channel).declare()
     for queue in queues:
         queue(channel).declare()
-    for source in sources(config):
-        for queue in retry_queues(config, source):
+    for source in sources:
+        for queue in retry_queues(broker, source):
             queue(channel).declare()
-    _prune_bindings(channel, config, queues)
+    _prune_bindings(channel, broker, queues)
     return queues
 
 
-def _prune_bindings(channel, config, queues):
+def _prune_bindings(channel, broker, queues):
     try:
         _prune_recorded_bindings(channel, queues)
     except DatabaseError as error:

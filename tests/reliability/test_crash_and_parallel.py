@@ -21,8 +21,8 @@ from kombu import Connection
 from l10n.models import Active, Run
 from life.models import Changeset, Forest, Locale, Push, Repository, Tree
 from simulated import stream
+from simulated.harness import WorkerProcess, declare_queues, queue_depth
 from simulated.taskcluster import SimulatedQueue
-from tests.worker_support import WorkerProcess, declare_queues, queue_depth
 from worker.models import DeadLetter
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

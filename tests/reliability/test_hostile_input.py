@@ -11,9 +11,10 @@ from l10n.models import Active, Run
 from life.models import Changeset, File, Forest, Locale, Push, Repository, Tree
 from simulated import pulse
 from simulated.broker import RABBITMQ_HOST, RABBITMQ_PORT, scratch_vhost
+from simulated.harness import declare_queues, run_worker
 from simulated.taskcluster import SimulatedQueue
 from tests.conftest import require_service
-from tests.worker_support import declare_queues, run_worker
+from tests.worker_support import configure
 from worker.models import DeadLetter
 
 A = "a" * 40
@@ -114,9 +115,8 @@ def shared_broker():
 
 
 @pytest.fixture
-def hostile_env(shared_broker, monkeypatch):
-    monkeypatch.setenv("PULSE_URL", shared_broker)
-    monkeypatch.setenv("PULSE_RETRY_DELAYS", "1")
+def hostile_env(shared_broker, monkeypatch, settings):
+    configure(monkeypatch, settings, PULSE_URL=shared_broker, PULSE_RETRY_DELAYS="1")
     return shared_broker
 
 
@@ -230,8 +230,8 @@ def deliver_task(broker, body, queue_server, task_id="fN1SbArXTPSVFNUvaOlinQ"):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("name, body, reason", TASK_MESSAGE_CASES, ids=[c[0] for c in TASK_MESSAGE_CASES])
-def test_bad_task_message_is_a_clear_dead_letter(name, body, reason, hgmo, queue, hostile_env, monkeypatch):
-    monkeypatch.setenv("TASKCLUSTER_ROOT_URL", queue.root_url)
+def test_bad_task_message_is_a_clear_dead_letter(name, body, reason, hgmo, queue, hostile_env, monkeypatch, settings):
+    configure(monkeypatch, settings, TASKCLUSTER_ROOT_URL=queue.root_url)
     _world(hgmo)
     declare_queues()
     deliver_task(hostile_env, body, queue)
@@ -245,8 +245,8 @@ def test_bad_task_message_is_a_clear_dead_letter(name, body, reason, hgmo, queue
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("name, artifact, reason", ARTIFACT_CASES, ids=[c[0] for c in ARTIFACT_CASES])
-def test_bad_artifact_is_a_clear_dead_letter(name, artifact, reason, hgmo, queue, hostile_env, monkeypatch):
-    monkeypatch.setenv("TASKCLUSTER_ROOT_URL", queue.root_url)
+def test_bad_artifact_is_a_clear_dead_letter(name, artifact, reason, hgmo, queue, hostile_env, monkeypatch, settings):
+    configure(monkeypatch, settings, TASKCLUSTER_ROOT_URL=queue.root_url)
     _world(hgmo)
     task_id = queue.add_task(source=hgmo.repo_url(GECKO))
     if isinstance(artifact, dict):

@@ -14,8 +14,8 @@ from kombu import Connection
 from l10n.models import Run
 from life.models import Push, Repository
 from simulated import pulse
+from simulated.harness import WorkerProcess, declare_queues, queue_depth, wait_until
 from simulated.taskcluster import SimulatedQueue
-from tests.worker_support import WorkerProcess, declare_queues, queue_depth, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 RETRY_DELAY = 1

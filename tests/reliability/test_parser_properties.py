@@ -5,10 +5,12 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from l10n.elmo import parse_elmo, parse_task_completed, parse_task_definition
-from life.errors import PermanentError
+from l10n.elmo import parse_elmo, parse_task_definition
 from life.pushlog import parse_pushlog
-from worker.messages import Delivery, parse_hgpush
+from plumbing.errors import PermanentError
+from worker.dispatch import Delivery
+from worker.hgmo import parse as parse_hgpush
+from worker.taskcluster import parse_task_completed
 
 REVISION = st.text(alphabet="0123456789abcdef", min_size=40, max_size=40)
 SCALARS = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=30)
@@ -75,7 +77,7 @@ def test_elmo_parser_never_raises_anything_else(document, fallback):
 @given(message=JSON | st.fixed_dictionaries({"status": st.fixed_dictionaries({"taskId": st.text(max_size=30)}) | JSON,
                                              "runId": st.integers(-3, 2000) | SCALARS}))
 def test_task_message_parser_never_raises_anything_else(message):
-    parses_or_refuses(parse_task_completed, message)
+    parses_or_refuses(parse_task_completed, message, "https://tc.example")
 
 
 @settings(max_examples=200, deadline=None)

@@ -4,7 +4,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from l10n.ingest import ingest_task, latest_run
-from life.errors import PermanentError, TransientError
+from plumbing.errors import PermanentError, TransientError
+from plumbing.urls import normalise_root_url
 
 
 class Command(BaseCommand):
@@ -16,7 +17,11 @@ class Command(BaseCommand):
         parser.add_argument("--root-url", help=f"Taskcluster deployment (default: {settings.TASKCLUSTER_ROOT_URL})")
 
     def handle(self, task_id, run, root_url, **options):
-        root_url = root_url or settings.TASKCLUSTER_ROOT_URL
+        try:
+            # The same form as the worker's, so both record the same Run.root_url for a deployment.
+            root_url = normalise_root_url(root_url) if root_url else settings.TASKCLUSTER_ROOT_URL
+        except ValueError as error:
+            raise CommandError(f"--root-url {error}") from None
         try:
             if run is None:
                 run = latest_run(root_url, task_id)

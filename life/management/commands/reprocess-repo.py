@@ -6,9 +6,9 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from life.errors import PermanentError, TransientError
 from life.ingest import reprocess_repository
 from life.models import Repository
+from plumbing.errors import PermanentError, TransientError
 
 log = logging.getLogger("life.reprocess")
 

@@ -1,16 +1,15 @@
 """./manage.py consume-pulse [--max-messages N] [--idle-exit SECONDS]"""
 
 import logging
-import os
 import signal
 import threading
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from django.db import connections
 
 from worker import metrics
-from worker.config import ConfigError, load_config
+from worker.config import brokers
 from worker.consumer import PulseWorker, connect
 
 log = logging.getLogger("worker")
@@ -26,13 +25,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, max_messages, idle_exit, **options):
-        try:
-            config = load_config(os.environ)
-        except ConfigError as error:
-            raise CommandError(f"configuration: {error}") from None
         workers = [
-            PulseWorker(connect(source), source, max_messages=max_messages, idle_exit=idle_exit)
-            for source in (config, *config.extra_sources)
+            PulseWorker(connect(broker), broker, max_messages=max_messages, idle_exit=idle_exit)
+            for broker in brokers(settings)
         ]
 
         def stop(*_signal_args):
@@ -43,8 +38,8 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         for worker in workers:
-            log.info("starting; broker %s as %s, tasks from %s", worker.config.safe_url, worker.config.user,
-                     worker.config.root_url)
+            log.info("starting; broker %s as %s, sources %s", worker.broker.safe_url, worker.broker.user,
+                     ", ".join(source.name for source in worker.sources))
         # Other Taskcluster deployments are consumed in threads, each on its own connection.
         threads = [threading.Thread(target=_run_in_thread, args=(w,), daemon=True) for w in workers[1:]]
         for thread in threads:

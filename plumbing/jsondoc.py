@@ -1,6 +1,8 @@
-"""Decoding untrusted JSON documents: bounded in size and in nesting, one clear error."""
+"""Decoding and checking untrusted JSON documents: bounded in size and in nesting, one clear error."""
 
 import json
+
+import jsonschema
 
 from .errors import PermanentError
 
@@ -37,3 +39,11 @@ def decode_json(body, content_type="application/json", limit=MAX_BODY_BYTES):
     if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH:  # else it cannot nest that deep
         _depth(value, MAX_JSON_DEPTH)
     return value
+
+
+def validate_schema(value, schema, what):
+    """Raise a PermanentError naming where ``value`` first breaks the JSON Schema ``schema``."""
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(value))
+    if error is not None:
+        where = "/".join(str(part) for part in error.absolute_path) or "top level"
+        raise PermanentError(f"{what} is invalid at {where}: {error.message[:200]}")

@@ -1,0 +1,27 @@
+"""Text from outside, made safe for where it goes: a database column, or a log line."""
+
+import re
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def storable(text):
+    """``text`` as every supported database accepts it: no NUL, no lone surrogates.
+
+    Both are replaced by U+FFFD, the usual mark for what could not be represented.
+    """
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = "".join("\ufffd" if "\ud800" <= char <= "\udfff" else char for char in text)
+    return text
+
+
+def printable(text, limit=None):
+    """``text`` on one log line: control characters escaped, so a newline cannot forge a line."""
+    text = str(text)
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "…"
+    return _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)

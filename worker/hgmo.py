@@ -1,0 +1,180 @@
+"""hg.mozilla.org push notifications (``exchange/hgpushes/v2``, DESIGN §1.1 and §5.1).
+
+``parse`` is pure: a delivery in, an HgPush or a PermanentError with a
+readable reason out. ``handle`` does the work through ``life``: pull and
+store pushes for a known repository, create one under a known forest.
+"""
+
+import time
+from dataclasses import dataclass
+
+from life.ingest import find_forest, ingest_new_repository, ingest_pushes
+from life.models import Repository
+from plumbing.errors import PermanentError
+from plumbing.jsondoc import decode_json
+from plumbing.names import is_revision, validate_repository_name
+
+from . import metrics
+from .dispatch import skipped, stored
+
+EXCHANGE = "exchange/hgpushes/v2"
+
+
+@dataclass(frozen=True)
+class HgPush:
+    """One hg.mozilla.org notification: ``kind`` is the payload type."""
+
+    kind: str
+    repository: str
+    repo_url: str | None = None
+    push_ids: tuple[int, ...] = ()
+    heads: tuple[str, ...] = ()
+
+    @property
+    def subject(self):
+        return self.repository
+
+
+# --- parsing ------------------------------------------------------------------
+
+
+def _object(value, what):
+    if not isinstance(value, dict):
+        raise PermanentError(f"{what} is not a JSON object")
+    return value
+
+
+def _push_ids(pushes):
+    # Should be a list of one; can be empty; one published example is a bare object.
+    if pushes is None:
+        return ()
+    if isinstance(pushes, dict):
+        pushes = [pushes]
+    if not isinstance(pushes, list):
+        raise PermanentError("pushlog_pushes is neither a list nor an object")
+    ids = []
+    for push in pushes:
+        push_id = _object(push, "a pushlog_pushes entry").get("pushid")
+        if not isinstance(push_id, int) or isinstance(push_id, bool) or not 0 < push_id < 2**31:
+            raise PermanentError(f"pushid {str(push_id)[:40]!r} is not a positive integer")
+        ids.append(push_id)
+    return tuple(ids)
+
+
+def _heads(heads):
+    if heads is None:
+        return ()
+    if not isinstance(heads, list) or not all(is_revision(head) for head in heads):
+        raise PermanentError("heads is not a list of 40-hex revisions")
+    return tuple(heads)
+
+
+def _repo_url(data):
+    url = data.get("repo_url")
+    if url is not None and (not isinstance(url, str) or len(url) > 500):
+        raise PermanentError("repo_url is not a string of sensible length")
+    return url
+
+
+def parse(delivery):
+    """An HgPush from a delivery on exchange/hgpushes/v2.
+
+    The repository comes from the routing key, as hg.mozilla.org sets it;
+    ``_meta`` is optional and ignored.
+    """
+    repository = validate_repository_name(delivery.routing_key)
+    envelope = _object(decode_json(delivery.body, delivery.content_type), "message body")
+    payload = _object(envelope.get("payload"), "payload")
+    kind = payload.get("type")
+    if not isinstance(kind, str) or not kind or len(kind) > 100:
+        raise PermanentError("payload.type is missing or not a string")
+    data = _object(payload.get("data", {}), "payload.data")
+    if kind == "changegroup.1":
+        return HgPush(
+            kind,
+            repository,
+            repo_url=_repo_url(data),
+            push_ids=_push_ids(data.get("pushlog_pushes")),
+            heads=_heads(data.get("heads")),
+        )
+    return HgPush(kind, repository, repo_url=_repo_url(data))
+
+
+# --- handling -------------------------------------------------------------------
+
+
+class KnownRepositories:
+    """The names of active repositories, re-read at most every ``ttl`` seconds.
+
+    hg.mozilla.org announces every push of every repository and almost all
+    are for repositories we do not track: skipping them must not cost a
+    query each. A repository added elsewhere is seen within ``ttl``; the
+    same race exists anyway with a parallel worker still creating it, and a
+    missed push is recovered by the next push or the backfill.
+    """
+
+    def __init__(self, ttl, clock=time.monotonic):
+        self.ttl = ttl
+        self.clock = clock
+        self.names = frozenset()
+        self.read_at = None
+
+    def __contains__(self, name):
+        now = self.clock()
+        if self.read_at is None or now - self.read_at >= self.ttl:
+            self.names = frozenset(Repository.objects.active().values_list("name", flat=True))
+            self.read_at = now
+        return name in self.names
+
+    def forget(self):
+        self.read_at = None
+
+
+class HgPushHandler:
+    """Handles HgPush messages; holds the worker's cache of known repositories."""
+
+    def __init__(self, known_repositories):
+        self.known = known_repositories
+
+    def __call__(self, push):
+        if push.kind == "changegroup.1":
+            return self.changegroup(push)
+        if push.kind == "newrepo.1":
+            return self.newrepo(push)
+        if push.kind == "obsolete.1":
+            return skipped("obsolescence markers are not stored")
+        return skipped(f"unknown message type {push.kind[:40]!r}")
+
+    def changegroup(self, push):
+        if push.repository not in self.known:
+            return skipped("unknown repository")
+        repository = Repository.objects.active().filter(name=push.repository).first()
+        if repository is None:
+            return skipped("unknown repository")
+        _check_announced_url(push.repo_url, repository.url, f"the known URL of {repository.name}")
+        result = ingest_pushes(repository, max(push.push_ids) if push.push_ids else None)
+        metrics.HG_SECONDS.observe(result.hg_seconds)
+        if not result.pushes:
+            return skipped("pushes already stored")
+        return stored(
+            f"{result.pushes} pushes, {result.changesets} changesets, "
+            f"{result.placeholders_filled} placeholders filled, hg {result.hg_seconds:.2f}s"
+        )
+
+    def newrepo(self, push):
+        found = find_forest(push.repository)
+        if found is None:
+            return skipped("not under a known forest")
+        forest, code = found
+        url = forest.repository_url(code)
+        _check_announced_url(push.repo_url, url, f"{url}, the forest's URL for it")
+        repository, result = ingest_new_repository(forest, code)
+        metrics.HG_SECONDS.observe(result.hg_seconds)
+        self.known.forget()
+        return stored(f"repository {repository.name}, {result.changesets} changesets")
+
+
+def _check_announced_url(announced, trusted, what):
+    """The message's repo_url is never used, but one that disagrees with ours is a wrong message."""
+    if announced is not None and announced.rstrip("/") != trusted.rstrip("/"):
+        raise PermanentError(f"repo_url {announced[:200]!r} is not {what}")

@@ -1,0 +1,51 @@
+"""Every exchange the worker consumes, in one table built from the configuration.
+
+A source is one upstream exchange feeding one of the worker's queues on a
+broker: the routing keys bound, how a delivery is parsed (pure: bytes in,
+typed message or PermanentError out) and the handler that does the work.
+Each source's parsing and handling live side by side in a module of their
+own (``hgmo.py``, ``taskcluster.py``); adding a kind of message is adding
+a module and a row here.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+from . import hgmo, taskcluster
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str  # unique in the configuration; dead letters record it, replays find the source by it
+    queue: str  # the source's queue on its broker is queue/<user>/<queue>
+    exchange: str
+    routing_keys: tuple[str, ...]
+    parse: Callable
+    handle: Callable
+
+
+def sources(broker, known_repositories):
+    """The sources ``broker`` carries; handlers share the worker's ``known_repositories`` cache."""
+    table = []
+    if broker.main:
+        table.append(Source("hgmo", "hgmo", hgmo.EXCHANGE, ("#",), hgmo.parse,
+                            hgmo.HgPushHandler(known_repositories)))
+    table.append(Source(
+        "tasks" if broker.main else f"tasks:{broker.task_root_url}",
+        "tasks",
+        taskcluster.EXCHANGE,
+        broker.task_routes,
+        partial(taskcluster.parse, root_url=broker.task_root_url),
+        taskcluster.handle,
+    ))
+    return tuple(table)
+
+
+def find(name, exchange, brokers, known_repositories):
+    """The source called ``name``; for letters recorded before sources had names, the main broker's
+    source for ``exchange``. None when the configuration no longer has it."""
+    table = [source for broker in brokers for source in sources(broker, known_repositories)]
+    if name:
+        return next((source for source in table if source.name == name), None)
+    return next((source for source in sources(brokers[0], known_repositories) if source.exchange == exchange), None)
