@@ -1,12 +1,31 @@
-"""The two ways ingestion can fail, which decide what happens to a message.
+"""The ways work on a message can fail, which decide what happens to the message.
 
-Both carry a reason meant for an operator's eyes (it ends up in a log line or
-a dead letter).
+Each carries a reason meant for an operator's eyes (it ends up in a log line,
+a dead letter or a repository's sync state).
 """
 
 
 class TransientError(Exception):
-    """Worth retrying later: a server, the network or the database hiccuped."""
+    """Worth retrying later: a server, the network or the database hiccuped.
+
+    ``give_up_after``: seconds after the message was first tried past which
+    retrying is pointless and it becomes a dead letter; None means it is
+    retried up to PULSE_MAX_RETRIES times.
+    """
+
+    give_up_after = None
+
+
+class NotUpstreamYet(TransientError):
+    """Upstream does not have what a message announces yet (a mirror lags behind the push).
+
+    Retried for ``give_up_after`` seconds (UPSTREAM_LAG_LIMIT), without counting
+    against the repository's sync state: the repository is fine, the message is early.
+    """
+
+    def __init__(self, message, give_up_after):
+        super().__init__(message)
+        self.give_up_after = give_up_after
 
 
 class PermanentError(Exception):
