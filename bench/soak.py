@@ -57,7 +57,8 @@ def publish_steadily(url, messages, rate, done):
 
 def backlog(conn, broker):
     channel = conn.default_channel
-    return sum(channel.queue_declare(broker.queue_name(s), passive=True).message_count for s in ("hgmo", "tasks"))
+    return sum(channel.queue_declare(broker.queue_name(f"worker/{s}"), passive=True).message_count
+               for s in ("hgmo", "tasks"))
 
 
 def main():

@@ -20,8 +20,18 @@ def storable(text):
 
 
 def printable(text, limit=None):
-    """``text`` on one log line: control characters escaped, so a newline cannot forge a line."""
+    """``text`` on one line of any output: control characters and lone surrogates escaped.
+
+    A newline in a routing key cannot forge a log line, and nothing makes a
+    UTF-8 stream refuse to write it.
+    """
     text = str(text)
     if limit is not None and len(text) > limit:
         text = text[:limit] + "…"
-    return _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
+    text = _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def ascii_only(text, limit=None):
+    """``printable(text)`` with everything beyond ASCII escaped too: storable in any column."""
+    return printable(text, limit).encode("ascii", "backslashreplace").decode("ascii")

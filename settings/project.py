@@ -107,6 +107,8 @@ PULSE_PREFETCH = env.integer("PULSE_PREFETCH", 20, minimum=1, maximum=10_000)
 PULSE_HEARTBEAT = env.integer("PULSE_HEARTBEAT", 60, minimum=0, maximum=3600)
 PULSE_RETRY_DELAYS = pulse.retry_delays(env)
 PULSE_MAX_RETRIES = env.integer("PULSE_MAX_RETRIES", 48, minimum=1, maximum=10_000)
+# Deliveries of one message left unsettled (the worker died or could not decode it) before the broker parks it.
+PULSE_DELIVERY_LIMIT = env.integer("PULSE_DELIVERY_LIMIT", 20, minimum=1, maximum=1000)
 
 # --- Taskcluster ------------------------------------------------------------
 

@@ -512,7 +512,7 @@ def _describe(git_dir, shas, html_url, distinct):
     for record in out.split("\0"):
         if not record:
             continue
-        fields = dict(zip(_LOG_FIELDS, record.split("\x1f", len(_LOG_FIELDS) - 1)))
+        fields = dict(zip(_LOG_FIELDS, record.split("\x1f", len(_LOG_FIELDS) - 1), strict=False))
         commits[fields["id"]] = {
             "id": fields["id"],
             "tree_id": fields["tree_id"],

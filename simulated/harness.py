@@ -40,9 +40,9 @@ def declare_queues():
 
 
 def queue_depth(broker_url, suffix):
-    """Messages waiting (ready or unacked) in the worker's queue ``suffix``."""
+    """Messages ready in the worker's queue ``suffix`` (``hgmo``, ``tasks/retry-1s``, ``hgmo/parked``…)."""
     with Connection(broker_url) as conn:
-        name = f"queue/{user_of(broker_url)}/{suffix}"
+        name = f"queue/{user_of(broker_url)}/worker/{suffix}"
         return conn.default_channel.queue_declare(name, passive=True).message_count
 
 

@@ -36,7 +36,7 @@ from mercurial.node import bin, hex
 from .httpserver import SimulatedService
 
 NULL = "0" * 40
-FAULTS = (None, "error", "hang", "lie")
+FAULTS = (None, "error", "hang", "lie", "slow-pull")
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")  # as the worker validates names
 _JSON_PUSHES_PARAMETERS = {"version", "startID", "endID", "full"}
 _AREAS = ("browser", "toolkit", "devtools/client", "mobile/android")  # where benchmark strings live
@@ -108,7 +108,8 @@ class SimulatedHgmo(SimulatedService):
     def set_fault(self, mode, name=None):
         """Fail every request (or only those for repository ``name``) from now on:
         "error" answers 500, "hang" answers after ``hang_seconds``, "lie" makes json-pushes
-        list a changeset the repository does not have; None clears."""
+        list a changeset the repository does not have, "slow-pull" answers the request that
+        carries the changesets of a clone or pull (getbundle) after ``hang_seconds``; None clears."""
         if mode not in FAULTS:
             raise ValueError(f"unknown fault {mode!r}")
         self._fault = (mode, name)
@@ -121,6 +122,8 @@ class SimulatedHgmo(SimulatedService):
         mode, only = self._fault
         if only is not None and only != name:
             mode = None
+        if mode == "slow-pull" and "cmd=getbundle" in environ.get("QUERY_STRING", ""):
+            mode = "hang"
         if mode == "hang" and self._stopping.wait(self.hang_seconds):
             return _json(start_response, "503 Service Unavailable", {"error": "simulated hg.mozilla.org stopped"})
         if mode == "error":

@@ -100,3 +100,12 @@ def test_dockerfile_runs_the_pinned_worker_as_a_non_root_user_with_a_health_chec
     assert any("pip install" in line and "--no-deps" not in line for line in instructions)
     assert any("COPY pyproject.toml" in line for line in instructions)
     assert not any(re.search(r"pip install [^.-]*[a-z]+\s*$", line) for line in instructions)
+
+
+def test_consume_pulse_refuses_a_database_without_its_tables(tmp_path):
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}", "PULSE_URL": "memory://"}
+    result = subprocess.run([sys.executable, "manage.py", "consume-pulse", "--idle-exit", "1"], cwd=PROJECT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert re.fullmatch(r"CommandError: the database lacks \d+ migrations: run ./manage.py migrate first",
+                        result.stderr.strip()), result.stderr

@@ -54,6 +54,7 @@ BAD_VALUES = {
     "PULSE_RETRY_DELAYS": [("10,-1", {}, "PULSE_RETRY_DELAYS must be positive"),
                            (" , ", {}, "PULSE_RETRY_DELAYS is set but names nothing")],
     "PULSE_MAX_RETRIES": [("none", {}, "PULSE_MAX_RETRIES must be a whole number")],
+    "PULSE_DELIVERY_LIMIT": [("0", {}, "PULSE_DELIVERY_LIMIT must be at least 1")],
     "TASKCLUSTER_ROUTES": [(",", {}, "TASKCLUSTER_ROUTES is set but names nothing")],
     "TASKCLUSTER_ROOT_URL": [("ftp://tc.example", {}, "TASKCLUSTER_ROOT_URL must be an http(s) URL")],
     "TASKCLUSTER_EXTRA_SOURCES": [("[{", {}, "TASKCLUSTER_EXTRA_SOURCES is not valid JSON"),

@@ -294,3 +294,23 @@ def test_each_worker_has_its_own_cache_of_known_repositories(broker_url, worker_
     hgmo_handlers = [next(s.handle for s in w.sources if s.name == "hgmo") for w in (first, second)]
     assert hgmo_handlers[0].known is not hgmo_handlers[1].known
     assert hgmo_handlers[0].known.ttl == settings.KNOWN_REPOSITORIES_TTL
+
+
+@pytest.mark.django_db
+def test_an_earlier_versions_queue_is_drained_into_the_new_one_and_deleted(hgmo, broker_url, worker_env):
+    repo = make_repository(hgmo, "l10n-central/de")
+    hgmo.commit_and_push(repo.name, {"a": b"1"})
+    legacy = "queue/guest/hgmo"  # a classic queue, as earlier versions declared it
+    with Connection(broker_url) as conn:
+        channel = conn.default_channel
+        channel.queue_declare(legacy, durable=True, auto_delete=False)
+        channel.queue_bind(legacy, "exchange/hgpushes/v2", "#")
+    publish(broker_url, repo.name, push_message(hgmo, repo.name, 1))  # waiting in the old queue only
+
+    run_worker(max_messages=1)
+
+    assert Push.objects.filter(repository=repo).count() == 1
+    with Connection(broker_url) as conn:
+        with pytest.raises(Exception, match="NOT_FOUND"):
+            conn.default_channel.queue_declare(legacy, passive=True)
+    assert queue_depth(broker_url, "hgmo") == 0

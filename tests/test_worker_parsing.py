@@ -76,11 +76,3 @@ def test_malformed_changegroup_data(data, reason):
     body = {"payload": {"type": "changegroup.1", "data": data}}
     with pytest.raises(PermanentError, match=reason):
         parse_hgpush(delivery(body))
-
-
-@pytest.mark.parametrize("headers, retries", [({}, 0), ({"x-retries": 3}, 3), ({"x-retries": "abc"}, 0),
-                                              ({"x-retries": -5}, 0), ({"x-retries": [1]}, 0)])
-def test_retry_count_header_cannot_crash_the_worker(headers, retries):
-    from worker.consumer import _retries
-
-    assert _retries(headers) == retries

@@ -20,6 +20,8 @@ class Broker:
     heartbeat: int = 60
     retry_delays: tuple[int, ...] = (10, 60, 300)
     max_retries: int = 48
+    # Deliveries of one message left unsettled before the broker parks it (and the worker dead-letters it).
+    delivery_limit: int = 20
     # The Taskcluster deployment whose completions arrive here, and the routes bound for them.
     task_root_url: str = "https://firefox-ci-tc.services.mozilla.com"
     task_routes: tuple[str, ...] = ("route.project.l10n.elmo.v1",)
@@ -60,6 +62,7 @@ def brokers(settings):
         heartbeat=settings.PULSE_HEARTBEAT,
         retry_delays=tuple(settings.PULSE_RETRY_DELAYS),
         max_retries=settings.PULSE_MAX_RETRIES,
+        delivery_limit=settings.PULSE_DELIVERY_LIMIT,
         task_root_url=settings.TASKCLUSTER_ROOT_URL,
         task_routes=tuple(settings.TASKCLUSTER_ROUTES),
     )
@@ -74,6 +77,7 @@ def brokers(settings):
             heartbeat=main.heartbeat,
             retry_delays=main.retry_delays,
             max_retries=main.max_retries,
+            delivery_limit=main.delivery_limit,
             task_root_url=extra["root_url"],
             task_routes=tuple(extra["routes"]),
         )

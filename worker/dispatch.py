@@ -3,7 +3,8 @@
 Each source (``sources.py``) pairs a pure ``parse`` (delivery -> message with
 ``kind`` and ``subject``) with a ``handle`` (message -> Outcome, doing its
 work in committed transactions). ``process`` turns every failure into a
-RETRY or DEAD outcome, never an exception.
+RETRY or DEAD outcome, never an exception: bad input is DEAD, everything
+else (including what nobody foresaw) is retried with back-off.
 """
 
 import enum
@@ -26,6 +27,7 @@ class Delivery:
     routing_key: str
     content_type: str | None = "application/json"
     headers: dict = field(default_factory=dict)
+    content_encoding: str | None = None
 
 
 class Status(enum.StrEnum):
@@ -41,6 +43,8 @@ class Outcome:
     detail: str = ""
     kind: str = "-"
     subject: str = "-"
+    # For a retry: seconds after the first attempt past which it is given up (see TransientError).
+    give_up_after: float | None = None
 
 
 def stored(detail=""):
@@ -61,13 +65,15 @@ def process(source, delivery):
     except PermanentError as error:
         outcome = Outcome(Status.DEAD, str(error))
     except TransientError as error:
-        outcome = Outcome(Status.RETRY, str(error))
+        outcome = Outcome(Status.RETRY, str(error), give_up_after=error.give_up_after)
     except DatabaseError as error:
         # The database went away or a parallel worker won a race: worth another try.
         close_old_connections()
         outcome = Outcome(Status.RETRY, f"database error: {type(error).__name__}: {error}".strip())
-    except Exception as error:  # a bug must not crash-loop the worker on one message
-        log.exception("internal error handling %s %s", delivery.exchange, delivery.routing_key)
-        outcome = Outcome(Status.DEAD, f"internal error: {type(error).__name__}: {error}")
+    except Exception as error:
+        # Nobody foresaw it: retried with back-off like any transient failure (and recorded in the
+        # repository's sync state by life), a dead letter once the retries run out; never a crash.
+        log.exception("unexpected error handling %s %s", delivery.exchange, delivery.routing_key)
+        outcome = Outcome(Status.RETRY, f"unexpected error: {type(error).__name__}: {error}")
     outcome.kind, outcome.subject = kind, subject
     return outcome

@@ -19,6 +19,7 @@ PROCESSING_SECONDS = Histogram(
 RETRIES = Counter("l10n_worker_retries", "Messages sent to a delay queue after a transient failure", ["exchange"])
 DEAD_LETTERS = Counter("l10n_worker_dead_letters", "Messages stored as dead letters", ["exchange"])
 HG_SECONDS = Histogram("l10n_worker_hg_seconds", "Time spent cloning or pulling", buckets=(0.1, 0.5, 1, 5, 30, 120, 900))
+BROKER_FAILURES = Counter("l10n_worker_broker_failures", "Connections to the broker lost, refused or abandoned")
 LAST_SUCCESS = Gauge("l10n_worker_last_success_timestamp_seconds", "When a message was last stored or skipped")
 LAST_ALIVE = Gauge("l10n_worker_last_alive_timestamp_seconds", "When the consumer loop last ran")
 

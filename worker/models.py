@@ -1,12 +1,16 @@
 """The Pulse worker's own records: dead letters and the bindings it made."""
 
-from django.db import models
+import math
+
+from django.db import DataError, IntegrityError, models, transaction
 from django.utils import timezone
 
-from plumbing.text import storable
+from plumbing.text import ascii_only, storable
 
 # Enough of a body to replay any legitimate message; larger ones are refused anyway.
 MAX_STORED_BODY = 1024 * 1024
+MAX_COUNT = 2**31 - 1  # what a PositiveIntegerField holds on every database
+MAX_HEADER_DEPTH = 8
 
 
 class DeadLetterQuerySet(models.QuerySet):
@@ -41,18 +45,36 @@ class DeadLetter(models.Model):
 
     @classmethod
     def record(cls, delivery, error, source="", retries=0):
+        """Store ``delivery`` as a dead letter, whatever it carries.
+
+        Text is made storable on every database first. Should a database still
+        refuse the row, a plainer one is stored: the raw body kept, every text
+        field escaped to ASCII, the headers as text. A message must never be
+        requeued because its dead letter could not be written.
+        """
         body = bytes(delivery.body)
-        return cls.objects.create(
-            body=body[:MAX_STORED_BODY],
-            body_truncated=len(body) > MAX_STORED_BODY,
-            content_type=storable(delivery.content_type or "")[:100],
-            headers=_json_safe(delivery.headers),
-            exchange=storable(delivery.exchange)[:255],
-            routing_key=storable(delivery.routing_key)[:255],
-            source=storable(source)[:255],
-            error=storable(str(error)),
-            retries=retries,
-        )
+        row = {
+            "body": body[:MAX_STORED_BODY],
+            "body_truncated": len(body) > MAX_STORED_BODY,
+            "content_type": storable(str(delivery.content_type or ""))[:100],
+            "headers": json_safe(delivery.headers or {}),
+            "exchange": storable(str(delivery.exchange))[:255],
+            "routing_key": storable(str(delivery.routing_key))[:255],
+            "source": storable(str(source))[:255],
+            "error": storable(str(error)),
+            "retries": min(max(int(retries), 0), MAX_COUNT),
+        }
+        try:
+            with transaction.atomic():
+                return cls.objects.create(**row)
+        except (DataError, IntegrityError) as refused:
+            plain = {name: ascii_only(value, 255) for name, value in row.items()
+                     if name in ("content_type", "exchange", "routing_key", "source")}
+            plain["content_type"] = plain["content_type"][:100]
+            plain["headers"] = {"unstorable headers": ascii_only(repr(delivery.headers), 10_000)}
+            plain["error"] = ascii_only(f"{error} (stored escaped: the database refused the row: {refused})")
+            with transaction.atomic():
+                return cls.objects.create(**{**row, **plain})
 
 
 class QueueBinding(models.Model):
@@ -71,14 +93,22 @@ class QueueBinding(models.Model):
         return f"{self.queue} <- {self.exchange} [{self.routing_key}]"
 
 
-def _json_safe(headers):
-    def plain(value):
-        if isinstance(value, str):
-            return storable(value)
-        if isinstance(value, (int, float, bool, type(None))):
-            return value
-        if isinstance(value, (list, tuple)):
-            return [plain(item) for item in value]
-        return storable(str(value))
-
-    return {storable(str(key)): plain(value) for key, value in (headers or {}).items()}
+def json_safe(value, depth=0):
+    """``value`` (AMQP headers: tables, arrays, bytes, numbers of any size) as JSON every database stores."""
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return value if abs(value) < 2**53 else str(value)  # beyond a double, JSON readers disagree
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, (bytes, bytearray)):
+        return storable(bytes(value).decode("utf-8", "backslashreplace"))
+    if depth >= MAX_HEADER_DEPTH:
+        return storable(repr(value)[:1000])
+    if isinstance(value, dict):
+        return {storable(str(key)): json_safe(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item, depth + 1) for item in value]
+    return storable(str(value))

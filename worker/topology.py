@@ -1,12 +1,24 @@
 """The worker's exchanges, queues and bindings on the broker.
 
-Upstream exchanges belong to hg.mozilla.org and Taskcluster: they are only
-checked (passive declare) unless the configuration says this is a local
-broker. The worker owns its queues, ``queue/<user>/hgmo`` and
-``queue/<user>/tasks``, and one exchange, ``exchange/<user>/worker``, through
-which failed messages wait in delay queues (a TTL, then dead-lettered back
-into the queue they came from). Queues are durable and expire when unused
-for a while rather than being deleted when the worker disconnects.
+Upstream exchanges belong to hg.mozilla.org, Taskcluster and GitHub: they
+are only checked (passive declare) unless the configuration says this is a
+local broker. The worker owns one exchange, ``exchange/<user>/worker``, and
+per source:
+
+- ``queue/<user>/worker/<source>``: a durable quorum queue bound to the
+  upstream exchange. Its delivery limit is the broker's poison-message
+  handling: a delivery that is returned unsettled PULSE_DELIVERY_LIMIT times
+  (one the AMQP client cannot even decode, or one the worker keeps dying
+  on) is dead-lettered into the source's parking queue instead of being
+  redelivered forever.
+- ``…/<source>/retry-<N>s``: delay queues; a failed message waits there (a
+  TTL), then is dead-lettered back into the source's queue.
+- ``…/<source>/parked``: what the broker gave up delivering, kept for an
+  operator (the broker's management UI or ``rabbitmqadmin`` read it).
+
+Queues expire when unused for PULSE_QUEUE_EXPIRES rather than being deleted
+when the worker disconnects. Queues of earlier versions (classic queues
+named ``queue/<user>/<source>``) are drained into the new ones and deleted.
 """
 
 import logging
@@ -15,6 +27,7 @@ from django.db import DatabaseError
 from kombu import Exchange, Queue, binding
 
 from .models import QueueBinding
+from .policy import ORIGINAL_EXCHANGE_HEADER, ORIGINAL_ROUTING_KEY_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +40,14 @@ def upstream_exchange(broker, name):
     return Exchange(name, type="topic", durable=True, passive=not (broker.declare_exchanges or broker.embedded))
 
 
+def queue_name(broker, source, suffix=""):
+    return broker.queue_name(f"worker/{source.queue}{suffix}")
+
+
+def legacy_queue_name(broker, source):
+    return broker.queue_name(source.queue)
+
+
 def retry_key(source, delay):
     return f"retry.{source.queue}.{delay}s"
 
@@ -35,18 +56,30 @@ def redeliver_key(source):
     return f"redeliver.{source.queue}"
 
 
-def _queue_arguments(broker):
+def parked_key(source):
+    return f"parked.{source.queue}"
+
+
+def _expiring(broker):
     return {"x-expires": broker.queue_expires_seconds * 1000}
 
 
 def main_queue(broker, source):
+    arguments = _expiring(broker)
+    if not broker.embedded:  # kombu's in-process broker has no quorum queues
+        arguments.update({
+            "x-queue-type": "quorum",
+            "x-delivery-limit": broker.delivery_limit,
+            "x-dead-letter-exchange": broker.own_exchange,
+            "x-dead-letter-routing-key": parked_key(source),
+        })
     return Queue(
-        broker.queue_name(source.queue),
+        queue_name(broker, source),
         bindings=[binding(upstream_exchange(broker, source.exchange), routing_key=key) for key in source.routing_keys]
         + [binding(own_exchange(broker), routing_key=redeliver_key(source))],
         durable=True,
         auto_delete=False,
-        queue_arguments=_queue_arguments(broker),
+        queue_arguments=arguments,
     )
 
 
@@ -54,13 +87,13 @@ def retry_queues(broker, source):
     """One delay queue per back-off step; each returns its messages to the source's queue."""
     return [
         Queue(
-            broker.queue_name(f"{source.queue}/retry-{delay}s"),
+            queue_name(broker, source, f"/retry-{delay}s"),
             exchange=own_exchange(broker),
             routing_key=retry_key(source, delay),
             durable=True,
             auto_delete=False,
             queue_arguments={
-                **_queue_arguments(broker),
+                **_expiring(broker),
                 "x-message-ttl": delay * 1000,
                 "x-dead-letter-exchange": broker.own_exchange,
                 "x-dead-letter-routing-key": redeliver_key(source),
@@ -70,20 +103,64 @@ def retry_queues(broker, source):
     ]
 
 
+def parking_queue(broker, source):
+    return Queue(
+        queue_name(broker, source, "/parked"),
+        exchange=own_exchange(broker),
+        routing_key=parked_key(source),
+        durable=True,
+        auto_delete=False,
+        queue_arguments=_expiring(broker),
+    )
+
+
 def declare(channel, broker, sources):
     """Declare everything ``sources`` need, drop bindings no longer configured; returns their queues."""
     queues = [main_queue(broker, source) for source in sources]
     own_exchange(broker)(channel).declare()
-    for queue in queues:
+    for source, queue in zip(sources, queues, strict=True):
         queue(channel).declare()
-    for source in sources:
-        for queue in retry_queues(broker, source):
-            queue(channel).declare()
-    _prune_bindings(channel, broker, queues)
+        for extra in (*retry_queues(broker, source), parking_queue(broker, source)):
+            extra(channel).declare()
+    _prune_bindings(channel, queues)
     return queues
 
 
-def _prune_bindings(channel, broker, queues):
+def parked_messages(channel, broker, source):
+    return channel.queue_declare(queue_name(broker, source, "/parked"), passive=True).message_count
+
+
+def drain_legacy_queue(connection, broker, source):
+    """Move what a classic queue of an earlier version holds into the source's queue, then delete it.
+
+    Returns how many messages moved (None when there is no such queue).
+    """
+    name = legacy_queue_name(broker, source)
+    channel = connection.channel()
+    try:
+        channel.queue_declare(name, passive=True)
+    except Exception:  # noqa: BLE001 - the broker closes the channel to say the queue does not exist
+        return None
+    # No new copies while it drains, and none of what it drains may come back to it.
+    for key in {*source.routing_keys, "#"}:
+        channel.queue_unbind(name, source.exchange, key)
+    channel.queue_unbind(name, broker.own_exchange, redeliver_key(source))
+    moved = 0
+    while (message := channel.basic_get(name)) is not None:
+        # It reaches the new queue through our own exchange: say where it first came from, as a retry does.
+        headers = message.properties.setdefault("application_headers", {})
+        headers.setdefault(ORIGINAL_EXCHANGE_HEADER, message.delivery_info["exchange"])
+        headers.setdefault(ORIGINAL_ROUTING_KEY_HEADER, message.delivery_info["routing_key"])
+        channel.basic_publish(message, exchange=broker.own_exchange, routing_key=redeliver_key(source))
+        channel.basic_ack(message.delivery_tag)
+        moved += 1
+    channel.queue_delete(name)
+    channel.close()
+    log.info("moved %d messages from %s (an earlier version's queue) and deleted it", moved, name)
+    return moved
+
+
+def _prune_bindings(channel, queues):
     try:
         _prune_recorded_bindings(channel, queues)
     except DatabaseError as error:

@@ -16,6 +16,7 @@ from life.models import Push, Repository
 from simulated import pulse
 from simulated.harness import WorkerProcess, declare_queues, queue_depth, wait_until
 from simulated.taskcluster import SimulatedQueue
+from worker.models import DeadLetter
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 RETRY_DELAY = 1
@@ -87,12 +88,18 @@ def test_database_stopped_for_20_seconds(hgmo, broker_url, worker_env, tmp_path)
     try:
         for repo in repos:
             push_and_announce(hgmo, broker_url, repo, "1")
+        with Connection(broker_url) as conn:  # a dead letter to write while there is no database
+            pulse.publish_hgpush(conn, repos[0].name, b"{not json")
         time.sleep(20)
     finally:
         subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", cluster, "main", "start"], check=True,
                        timeout=60)
     wait_until(lambda: stored_pushes() == expected_pushes(repos, 1), timeout=120)
-    assert "outcome=retried" in worker.output()  # it failed while the database was away, then recovered
+    output = worker.output()
+    assert "outcome=retried" in output  # it failed while the database was away, then recovered
+    assert DeadLetter.objects.filter(body=b"{not json").count() == 1  # written once the database was back
+    waits = output.count("cannot record a dead letter, the database is unavailable")
+    assert 1 <= waits <= 8, waits  # waited with back-off: no spinning, no requeue loop
     finish(worker, broker_url)
 
 

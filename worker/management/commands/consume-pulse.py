@@ -5,8 +5,9 @@ import signal
 import threading
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
-from django.db import connections
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError, connection, connections
+from django.db.migrations.executor import MigrationExecutor
 
 from worker import metrics
 from worker.config import brokers
@@ -25,6 +26,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, max_messages, idle_exit, **options):
+        check_migrations()
         workers = [
             PulseWorker(connect(broker), broker, max_messages=max_messages, idle_exit=idle_exit)
             for broker in brokers(settings)
@@ -49,6 +51,18 @@ class Command(BaseCommand):
         for thread in threads:
             thread.join()
         log.info("stopped after %d messages", sum(worker.handled for worker in workers))
+
+
+def check_migrations():
+    """A database without the worker's tables would make every dead letter wait for ever: stop at once."""
+    try:
+        executor = MigrationExecutor(connection)
+        unapplied = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    except DatabaseError as error:
+        log.warning("could not check the database's migrations (%s); starting anyway", error)
+        return
+    if unapplied:
+        raise CommandError(f"the database lacks {len(unapplied)} migrations: run ./manage.py migrate first")
 
 
 def _run_in_thread(worker):
