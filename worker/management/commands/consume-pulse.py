@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import connections
 
+from life import storage
 from worker import metrics
 from worker.config import brokers
 from worker.consumer import PulseWorker, connect
@@ -25,6 +26,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, max_messages, idle_exit, **options):
+        try:
+            storage.prepare()  # REPOSITORY_BASE usable; what killed workers left removed
+        except storage.StorageError as error:
+            raise SystemExit(f"configuration: {error}") from None
         workers = [
             PulseWorker(connect(broker), broker, max_messages=max_messages, idle_exit=idle_exit)
             for broker in brokers(settings)
