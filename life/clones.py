@@ -125,7 +125,10 @@ def _kill_group(process):
     """Kill hg and anything it started (the leader is not reaped yet, so its group id is still ours)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    process.communicate()
+    process.wait()
+    # Not drained: something that left the group could hold the pipes open forever.
+    process.stdout.close()
+    process.stderr.close()
 
 
 def is_usable_clone(path):
