@@ -1,20 +1,24 @@
 """Local Mercurial clones under REPOSITORY_BASE: where they live, and keeping them current.
 
 Network operations run the ``hg`` command in a subprocess so that each one
-has a hard timeout and cannot wedge the worker. A clone is made in a
-temporary directory and renamed into place, so a crash never leaves a
-half-made clone where a real one is expected.
+has a hard timeout and cannot wedge the worker. Two small extensions of ours
+go into every hg (``life/hg_extensions``): redirects stay within the origin
+of the URL being pulled, and hg dies with the worker. hg runs in its own
+process group, which a timeout kills whole.
+
+A new clone, and a re-made one, is built beside the old one and swapped in
+only once it is complete (``life.storage``): a failed clone leaves the old
+one where web heads read it, and a repository's directory is never removed
+(it may hold the clone of a repository whose name nests in this one's).
 """
 
 import contextlib
-import fcntl
 import hashlib
 import logging
 import os
-import shutil
+import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,7 +27,15 @@ from django.conf import settings
 from plumbing.errors import PermanentError, TransientError
 from plumbing.names import validate_repository_name
 
+from . import storage
+from .hg_extensions import same_origin
+
 log = logging.getLogger(__name__)
+
+META = ".hg"
+_EXTENSIONS = Path(__file__).resolve().parent / "hg_extensions"
+# Locks a killed hg leaves behind; Mercurial waits for them (forever, if they name another host).
+_HG_LOCKS = (Path(".hg/wlock"), Path(".hg/store/lock"))
 
 
 def hg_executable():
@@ -41,8 +53,22 @@ def hg_environment():
     return env
 
 
+def hg_guard_options():
+    """What every hg the worker runs is given: our extensions, and no clone bundles.
+
+    Clone bundles are downloaded from wherever the server's manifest says
+    (hg.mozilla.org's are on a CDN): another origin than the configured URL.
+    """
+    return [
+        "--config", f"extensions.l10n_same_origin={_EXTENSIONS / 'same_origin.py'}",
+        "--config", f"extensions.l10n_dies_with_parent={_EXTENSIONS / 'dies_with_parent.py'}",
+        "--config", f"l10n-worker.parent-pid={os.getpid()}",
+        "--config", "ui.clonebundles=false",
+    ]  # fmt: skip
+
+
 def repository_base():
-    return Path(settings.REPOSITORY_BASE).resolve()
+    return storage.base()
 
 
 def clone_path(repository):
@@ -55,54 +81,75 @@ def clone_path(repository):
     return path
 
 
+def lock_key(repository):
+    return hashlib.sha1(repository.clone_owner().name.encode()).hexdigest()
+
+
 @contextlib.contextmanager
 def clone_lock(repository):
     """Serialise work on one clone across processes (an advisory file lock)."""
-    owner = repository.clone_owner().name
-    locks = repository_base() / ".locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    lock_file = locks / (hashlib.sha1(owner.encode()).hexdigest() + ".lock")
-    with open(lock_file, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with storage.locked(lock_key(repository)):
+        yield
 
 
 def run_hg(args, what):
-    """Run hg; a timeout or a failure is transient (the server or network is at fault)."""
-    command = [hg_executable(), *args]
+    """Run hg; a timeout or a failure is transient (the server or network is at fault), a refused
+    redirect is permanent (the configuration names a URL that sends us elsewhere)."""
+    command = [hg_executable(), *hg_guard_options(), *args]
+    process = subprocess.Popen(
+        command,
+        env=hg_environment(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, killed whole on timeout
+    )
     try:
-        done = subprocess.run(
-            command,
-            env=hg_environment(),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=settings.HG_TIMEOUT,
-        )
+        stdout, stderr = process.communicate(timeout=settings.HG_TIMEOUT)
     except subprocess.TimeoutExpired:
+        _kill_group(process)
         raise TransientError(f"{what} timed out after {settings.HG_TIMEOUT:g}s") from None
-    if done.returncode != 0:
-        message = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise TransientError(f"{what} failed: {message[-1] if message else f'exit {done.returncode}'}")
-    return done.stdout
+    except BaseException:
+        _kill_group(process)
+        raise
+    if process.returncode != 0:
+        lines = stderr.decode("utf-8", "replace").strip().splitlines()
+        reason = lines[-1] if lines else f"exit {process.returncode}"
+        if any(same_origin.REFUSED in line for line in lines):
+            raise PermanentError(f"{what} failed: {reason}")
+        raise TransientError(f"{what} failed: {reason}")
+    return stdout
+
+
+def _kill_group(process):
+    """Kill hg and anything it started (the leader is not reaped yet, so its group id is still ours)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    # Not drained: something that left the group could hold the pipes open forever.
+    process.stdout.close()
+    process.stderr.close()
 
 
 def is_usable_clone(path):
     """A directory that Mercurial can open as a repository with no interrupted transaction."""
-    store = path / ".hg" / "store"
-    return (path / ".hg" / "requires").is_file() and store.is_dir() and not (store / "journal").exists()
+    store = path / META / "store"
+    return (path / META / "requires").is_file() and store.is_dir() and not (store / "journal").exists()
+
+
+def remove_stale_hg_locks(path):
+    """Remove Mercurial's locks from a clone: under our clone lock nothing else writes it, so any
+    lock there was left by a killed hg (which Mercurial would wait for, forever if it names another
+    host, as after a container restart)."""
+    for lock in _HG_LOCKS:
+        if os.path.lexists(path / lock):
+            log.warning("removing %s, left by a killed hg", path / lock)
+            (path / lock).unlink()
 
 
 def clone(url, path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.cloning-", dir=path.parent))
-    try:
-        run_hg(["clone", "--noupdate", "--quiet", url, str(staging / "repo")], f"hg clone {url}")
-        os.replace(staging / "repo", path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    """Clone ``url`` into the directory ``path`` (a staging directory: see update_clone)."""
+    run_hg(["clone", "--noupdate", "--quiet", url, str(path)], f"hg clone {url}")
 
 
 def pull(url, path):
@@ -112,20 +159,23 @@ def pull(url, path):
 def update_clone(repository, reclone=False):
     """Clone on first use, pull afterwards; returns (path, seconds spent in hg).
 
-    A fork's clone is the one of the repository it forks: it is created from
-    that repository and then pulls from the fork. A clone that Mercurial
-    cannot use is removed and made again.
+    The caller holds ``clone_lock(repository)``. A fork's clone is the one of
+    the repository it forks: it is created from that repository and then
+    pulls from the fork. A clone that Mercurial cannot use, or any clone with
+    ``reclone``, is made again beside the old one and swapped in on success.
     """
     started = time.monotonic()
     path = clone_path(repository)
-    if path.exists() and (reclone or not is_usable_clone(path)):
-        log.warning("removing clone %s (%s)", path, "reclone requested" if reclone else "unusable")
-        shutil.rmtree(path)
-    if not path.exists():
+    remove_stale_hg_locks(path)
+    if reclone or not is_usable_clone(path):
+        if os.path.lexists(path / META):
+            log.warning("recloning %s (%s)", path, "reclone requested" if reclone else "unusable")
         owner = repository.clone_owner()
-        clone(owner.url, path)
-        if owner.pk != repository.pk:
-            pull(repository.url, path)
+        with storage.staging(lock_key(repository), path, META) as staged:
+            clone(owner.url, staged.work)
+            if owner.pk != repository.pk:
+                pull(repository.url, staged.work)
+            staged.swap_in()
     else:
         pull(repository.url, path)
     return path, time.monotonic() - started

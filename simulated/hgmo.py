@@ -12,8 +12,11 @@ History is written in-process with Mercurial's memctx API straight into the
 store (no working directory, no ``hg commit`` process per changeset), which is
 what makes 10,000-changeset benchmark repositories affordable.
 
-Reliability tests inject faults with ``set_fault("error" | "hang" | "lie")``;
-refused connections are ``stop()`` and a later ``start(port=same_port)``.
+Reliability tests inject faults with ``set_fault("error" | "hg-error" | "hang" |
+"lie" | "redirect")``; refused connections are ``stop()`` and a later
+``start(port=same_port)``. Every repository is also served under
+``/mirror/``, where no fault applies: the target of a redirect within the
+same origin.
 
     python -m simulated.hgmo serve --root DIR [--port N]
 """
@@ -36,7 +39,8 @@ from mercurial.node import bin, hex
 from .httpserver import SimulatedService
 
 NULL = "0" * 40
-FAULTS = (None, "error", "hang", "lie", "slow-pull")
+FAULTS = (None, "error", "hg-error", "hang", "lie", "redirect", "slow-pull")
+MIRROR = "/mirror"
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")  # as the worker validates names
 _JSON_PUSHES_PARAMETERS = {"version", "startID", "endID", "full"}
 _AREAS = ("browser", "toolkit", "devtools/client", "mobile/android")  # where benchmark strings live
@@ -94,6 +98,7 @@ class SimulatedHgmo(SimulatedService):
         self.hang_seconds = 60.0
         self.requests_seen = 0
         self._fault = (None, None)
+        self._redirect_to = None
         self._pushlog_lock = threading.Lock()
         self._pushlogs = {}  # name -> (file signature, pushes)
         self._hgwebdir = (None, set())  # and the names of the repositories it serves
@@ -105,28 +110,43 @@ class SimulatedHgmo(SimulatedService):
     def repo_url(self, name):
         return f"{self.url}{name}/"
 
-    def set_fault(self, mode, name=None):
+    def set_fault(self, mode, name=None, redirect_to=None):
         """Fail every request (or only those for repository ``name``) from now on:
-        "error" answers 500, "hang" answers after ``hang_seconds``, "lie" makes json-pushes
-        list a changeset the repository does not have, "slow-pull" answers the request that
-        carries the changesets of a clone or pull (getbundle) after ``hang_seconds``; None clears."""
+        "error" answers 500 ("hg-error" only to hg: json-pushes still works), "hang" answers after
+        ``hang_seconds``, "lie" makes json-pushes list a changeset the repository does not have,
+        "redirect" answers 302 to ``redirect_to`` followed by the request's path and query
+        (``url + "mirror/"`` stays within this server), "slow-pull" answers the request that carries
+        the changesets of a clone or pull (getbundle) after ``hang_seconds``; None clears."""
         if mode not in FAULTS:
             raise ValueError(f"unknown fault {mode!r}")
+        if (mode == "redirect") != (redirect_to is not None):
+            raise ValueError("redirect_to goes with the redirect fault, and only with it")
         self._fault = (mode, name)
+        self._redirect_to = redirect_to
 
     def __call__(self, environ, start_response):
         self.requests_seen += 1
-        path = environ.get("PATH_INFO", "/").rstrip("/")
+        path = environ.get("PATH_INFO", "/")
+        mirrored = path.startswith(MIRROR + "/")
+        if mirrored:  # mounted there, as WSGI says: hgweb builds its links from SCRIPT_NAME
+            path = path[len(MIRROR) :]
+            environ = dict(environ, SCRIPT_NAME=environ.get("SCRIPT_NAME", "") + MIRROR, PATH_INFO=path)
+        path = path.rstrip("/")
         json_pushes = path.endswith("/json-pushes")
         name = path[1 : -len("/json-pushes")] if json_pushes else self._repo_of(path)
         mode, only = self._fault
-        if only is not None and only != name:
+        if mirrored or (only is not None and only != name):
             mode = None
         if mode == "slow-pull" and "cmd=getbundle" in environ.get("QUERY_STRING", ""):
             mode = "hang"
+        if mode == "redirect":
+            query = environ.get("QUERY_STRING", "")
+            location = self._redirect_to + environ.get("PATH_INFO", "/").lstrip("/") + (f"?{query}" if query else "")
+            start_response("302 Found", [("Location", location), ("Content-Length", "0")])
+            return [b""]
         if mode == "hang" and self._stopping.wait(self.hang_seconds):
             return _json(start_response, "503 Service Unavailable", {"error": "simulated hg.mozilla.org stopped"})
-        if mode == "error":
+        if mode == "error" or (mode == "hg-error" and not json_pushes):
             return _json(start_response, "500 Internal Server Error", {"error": "simulated failure"})
         if json_pushes:
             return self._json_pushes(name, environ.get("QUERY_STRING", ""), start_response, lie=mode == "lie")

@@ -6,6 +6,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from life import storage
 from life.ingest import reprocess_repository
 from life.models import Repository
 from plumbing.errors import PermanentError, TransientError
@@ -18,9 +19,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("name", help="repository name, e.g. l10n-central/de")
-        parser.add_argument("--reclone", action="store_true", help="remove the local clone and clone again")
+        parser.add_argument(
+            "--reclone", action="store_true", help="clone again beside the local clone; swap the new one in once complete"
+        )
 
     def handle(self, name, reclone, **options):
+        try:
+            storage.prepare()  # REPOSITORY_BASE usable; what killed workers left removed
+        except storage.StorageError as error:
+            raise SystemExit(f"configuration: {error}") from None
         try:
             repository = Repository.objects.get(name=name)
         except Repository.DoesNotExist:
