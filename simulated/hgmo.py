@@ -14,6 +14,9 @@ what makes 10,000-changeset benchmark repositories affordable.
 
 Reliability tests inject faults with ``set_fault("error" | "hang" | "lie")``;
 refused connections are ``stop()`` and a later ``start(port=same_port)``.
+``redirect(path, to)`` makes every request under a path answer 301 to
+another URL, as hg.mozilla.org does for a moved repository (or as a hostile
+server would, to anywhere).
 
     python -m simulated.hgmo serve --root DIR [--port N]
 """
@@ -94,6 +97,7 @@ class SimulatedHgmo(SimulatedService):
         self.hang_seconds = 60.0
         self.requests_seen = 0
         self._fault = (None, None)
+        self._redirects = {}  # path prefix -> URL prefix
         self._pushlog_lock = threading.Lock()
         self._pushlogs = {}  # name -> (file signature, pushes)
         self._hgwebdir = (None, set())  # and the names of the repositories it serves
@@ -113,9 +117,30 @@ class SimulatedHgmo(SimulatedService):
             raise ValueError(f"unknown fault {mode!r}")
         self._fault = (mode, name)
 
+    def redirect(self, path, to):
+        """Answer every request for ``path`` or under it with 301 to ``to`` plus the rest of the path
+        and the query (``redirect("old/de", repo_url("l10n-central/de"))``); ``to`` None stops it."""
+        path = path.strip("/")
+        if to is None:
+            self._redirects.pop(path, None)
+        else:
+            self._redirects[path] = to
+
+    def _redirected(self, path, environ, start_response):
+        for prefix, to in list(self._redirects.items()):
+            if path == f"/{prefix}" or path.startswith(f"/{prefix}/"):
+                query = environ.get("QUERY_STRING", "")
+                location = to + path[len(prefix) + 2 :] + (f"?{query}" if query else "")
+                start_response("301 Moved Permanently", [("Location", location), ("Content-Length", "0")])
+                return [b""]
+        return None
+
     def __call__(self, environ, start_response):
         self.requests_seen += 1
         path = environ.get("PATH_INFO", "/").rstrip("/")
+        redirected = self._redirects and self._redirected(path, environ, start_response)
+        if redirected:
+            return redirected
         json_pushes = path.endswith("/json-pushes")
         name = path[1 : -len("/json-pushes")] if json_pushes else self._repo_of(path)
         mode, only = self._fault
