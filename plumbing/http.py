@@ -18,6 +18,8 @@ later); any other unexpected answer is permanent for the message that
 caused it.
 """
 
+import heapq
+import itertools
 import json
 import socket
 import threading
@@ -46,26 +48,57 @@ class _DeadlinePassed(Exception):
     """
 
 
+class _Watchdog:
+    """One background thread that expires every deadline when its time comes.
+
+    Cheaper than a timer thread per request: a request only adds its deadline
+    to a heap. Deadlines whose request has finished stay there until their
+    time, and then expire without effect.
+    """
+
+    def __init__(self):
+        self._condition = threading.Condition()
+        self._heap = []  # (time, sequence, deadline)
+        self._sequence = itertools.count()
+        self._thread = None
+
+    def add(self, deadline):
+        with self._condition:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="http-deadlines", daemon=True)
+                self._thread.start()
+            heapq.heappush(self._heap, (deadline.at, next(self._sequence), deadline))
+            if self._heap[0][2] is deadline:
+                self._condition.notify()
+
+    def _run(self):
+        with self._condition:
+            while True:
+                now = time.monotonic()
+                while self._heap and self._heap[0][0] <= now:
+                    heapq.heappop(self._heap)[2].expire()
+                self._condition.wait(self._heap[0][0] - now if self._heap else None)
+
+
 class Deadline:
     """A point in time after which the sockets a request uses are shut down.
 
-    The timer shuts down a duplicate of each socket, owned here: shutting
+    The watchdog shuts down a duplicate of each socket, owned here: shutting
     down acts on the connection, not on the descriptor, so the request's own
-    blocked read ends, and the timer never touches a descriptor that urllib3
-    has closed and the system has given to someone else.
+    blocked read ends, and the watchdog never touches a descriptor that
+    urllib3 has closed and the system has given to someone else.
     """
 
     _current = threading.local()
+    _watchdog = _Watchdog()
 
     def __init__(self, seconds):
         self.seconds = seconds
         self.at = time.monotonic() + seconds
-        self.expired = False  # the timer fired: what was read after this may be cut short
+        self.expired = False  # the deadline passed in use: what was read after this may be cut short
         self._lock = threading.Lock()
         self._sockets = []
         self._closed = False
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
 
     @classmethod
     def current(cls):
@@ -73,13 +106,12 @@ class Deadline:
 
     def __enter__(self):
         self._outer = self.current()
-        self._timer.start()
+        self._watchdog.add(self)
         self._current.deadline = self
         return self
 
     def __exit__(self, *exc_info):
         self._current.deadline = self._outer
-        self._timer.cancel()
         with self._lock:
             self._closed = True
             for sock in self._sockets:
@@ -107,7 +139,7 @@ class Deadline:
             else:
                 self._sockets.append(duplicate)
 
-    def _expire(self):
+    def expire(self):
         with self._lock:
             if self._closed:
                 return
