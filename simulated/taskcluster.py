@@ -207,7 +207,7 @@ class SimulatedQueue(SimulatedService):
         path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
         if environ.get("REQUEST_METHOD") != "GET":
             return _error(start_response, "404 Not Found", "ResourceNotFound", "only GET is simulated")
-        if "://" in path:  # a proxy request (absolute form): only for the storage host
+        if path.startswith(("http://", "https://")):  # a proxy request (absolute form): only for the storage host
             path = self._storage_path(path)
             if path is None:
                 return _error(start_response, "502 Bad Gateway", "BadGateway", "not a simulated host")

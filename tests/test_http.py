@@ -286,9 +286,10 @@ def test_artifact_redirect_chain_is_bounded(queue, artifact):
         storage_client(queue).artifact(artifact, 0, "public/elmo.json")
 
 
-def test_a_storage_hop_to_an_internal_address_is_refused(queue, artifact):
-    """Each hop is checked: public storage redirecting onwards to the metadata service is refused."""
-    queue.storage_url = "http://s3.example/hops/0/http://169.254.169.254"
+@pytest.mark.parametrize("storage", ["http://s3.example", "ROOT"], ids=["from public storage", "from the queue"])
+def test_a_storage_hop_to_an_internal_address_is_refused(storage, queue, artifact):
+    """Each hop is checked: storage redirecting onwards to the metadata service is refused."""
+    queue.storage_url = storage.replace("ROOT", queue.root_url) + "/hops/0/http://169.254.169.254"
 
     with pytest.raises(PermanentError, match="redirect to http://169.254.169.254/storage/.* refused"):
         storage_client(queue).artifact(artifact, 0, "public/elmo.json")
