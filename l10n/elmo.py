@@ -19,6 +19,7 @@ from .models import STORED_COUNTS, completion
 
 MAX_COUNT = 10**9
 MAX_COMPARISONS = 5000
+MAX_ROUTES = 1000  # far above what a task carries; bounds the route matching
 SUPPORTED_VERSIONS = ("1.0",)
 _ARTIFACT_NAME = re.compile(r"public/(?:[A-Za-z0-9_][A-Za-z0-9._-]*/)*[A-Za-z0-9_][A-Za-z0-9._-]*\Z")
 _CONFIG_PATH = re.compile(r"(?:[A-Za-z0-9_][A-Za-z0-9._-]*/)*[A-Za-z0-9_][A-Za-z0-9._-]*\Z")
@@ -63,7 +64,7 @@ TASK_SCHEMA = {
     "properties": {
         "created": {"type": "string", "maxLength": 40},
         "metadata": {"type": "object", "properties": {"source": {"type": "string", "maxLength": 500}}},
-        "routes": {"type": "array", "items": {"type": "string"}},
+        "routes": {"type": "array", "maxItems": MAX_ROUTES, "items": {"type": "string", "maxLength": 1000}},
     },
 }
 
@@ -72,6 +73,7 @@ TASK_SCHEMA = {
 class TaskDefinition:
     created: datetime
     source: str | None
+    routes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,36 @@ def parse_task_definition(value):
         raise PermanentError(f"task definition has an invalid created time {value['created'][:40]!r}") from None
     if created.tzinfo is None:
         raise PermanentError("task definition's created time has no time zone")
-    return TaskDefinition(created, value["metadata"].get("source"))
+    return TaskDefinition(created, value["metadata"].get("source"), tuple(value.get("routes", ())))
+
+
+def _topic_matches(binding, key):
+    """AMQP topic matching: does routing key ``key`` match binding key ``binding``?
+
+    ``*`` matches one word, ``#`` zero or more; words are separated by dots.
+    """
+    pattern, words = binding.split("."), key.split(".")
+    # reachable[j]: the pattern so far can match the first j words.
+    reachable = [True] + [False] * len(words)
+    for part in pattern:
+        if part == "#":
+            for j in range(1, len(words) + 1):
+                reachable[j] = reachable[j] or reachable[j - 1]
+        else:
+            reachable = [False] + [reachable[j] and part in ("*", words[j]) for j in range(len(words))]
+    return reachable[-1]
+
+
+def require_configured_route(task_id, task, bindings):
+    """Raise unless the task's own definition carries a route that one of ``bindings`` binds.
+
+    Binding keys name custom routes with the ``route.`` prefix the queue
+    adds when it publishes (binding ``route.project.l10n.elmo.v1`` receives a
+    task whose definition lists ``project.l10n.elmo.v1``). The CC header of
+    the message is not proof: anyone who can publish can write it.
+    """
+    if not any(_topic_matches(binding, f"route.{route}") for route in task.routes for binding in bindings):
+        raise PermanentError(f"task {task_id} carries none of the configured routes ({', '.join(bindings)})")
 
 
 def _repository_url(url):

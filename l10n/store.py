@@ -6,13 +6,14 @@ database's limits). Idempotent: a run exists once per (task, run, tree,
 locale); revisions not seen yet become placeholder changesets.
 """
 
+import hashlib
 import logging
 import re
 from dataclasses import dataclass
 
 from life import store as life_store
 from life.models import Locale, Repository, Tree
-from plumbing.errors import PermanentError
+from plumbing.errors import PermanentError, TransientError
 
 from .models import STORED_COUNTS, Active, Run
 
@@ -33,25 +34,81 @@ def config_repository(url):
     return repository
 
 
-def _tree_code(repository, config_path):
+MAX_TREE_CODE = 50  # Tree.code's max_length
+
+
+def _tree_codes(repository, config_path):
+    """The codes a new tree may take, in order of preference.
+
+    The plain code names the repository and the configuration's file stem
+    (``gecko-strings-browser``); when another tree has it, the plain code
+    gets a short hash of the repository's name and the configuration's path,
+    which is the same in every run.
+    """
     stem = config_path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    code = re.sub(r"[^A-Za-z0-9_-]+", "-", f"{repository.name.rsplit('/', 1)[-1]}-{stem}")
-    return code[:40]
+    plain = re.sub(r"[^A-Za-z0-9_-]+", "-", f"{repository.name.rsplit('/', 1)[-1]}-{stem}")[:MAX_TREE_CODE]
+    digest = hashlib.sha256(f"{repository.name}\n{config_path}".encode()).hexdigest()
+    return [plain] + [f"{plain[: MAX_TREE_CODE - 1 - size]}-{digest[:size]}" for size in (8, 16, 32)]
+
+
+def _assign_codes(repository, paths, taken):
+    """{path: code} for new trees of ``paths``; configurations in sorted order pick the first free code."""
+    codes = {}
+    for path in sorted(paths):
+        code = next((c for c in _tree_codes(repository, path) if c not in taken), None)
+        if code is None:
+            raise PermanentError(f"no free tree code for {repository.name} {path}")
+        codes[path] = code
+        taken.add(code)
+    return codes
+
+
+def _trees_of(repository, paths):
+    trees = {}
+    for chunk in life_store.chunked(paths, life_store.chunk_size()):
+        trees.update((t.config_path, t) for t in Tree.objects.filter(config_repository=repository,
+                                                                     config_path__in=chunk))
+    return trees
+
+
+def _taken_codes(codes):
+    taken = set()
+    for chunk in life_store.chunked(codes, life_store.chunk_size()):
+        taken.update(Tree.objects.filter(code__in=chunk).values_list("code", flat=True))
+    return taken
 
 
 def trees_for(repository, config_paths):
-    """{config path: Tree}, creating the trees not known yet."""
-    trees = {t.config_path: t for t in Tree.objects.filter(config_repository=repository, config_path__in=config_paths)}
-    for path in sorted(set(config_paths) - trees.keys()):
-        code = _tree_code(repository, path)
-        taken = set(Tree.objects.filter(code__startswith=code).values_list("code", flat=True))
-        unique = next(c for c in [code, *(f"{code}-{n}" for n in range(2, 1000))] if c not in taken)
-        trees[path], created = Tree.objects.get_or_create(
-            config_repository=repository, config_path=path, defaults={"code": unique}
+    """{config path: Tree}, creating the trees not known yet, in a number of queries that does not
+    grow with the number of configurations.
+
+    A parallel worker may create the same trees (its rows are found), or take
+    a code meant here (the configuration then takes its next code).
+    """
+    wanted = set(config_paths)
+    trees = _trees_of(repository, wanted)
+    for _ in range(3):
+        new = wanted - trees.keys()
+        if not new:
+            break
+        candidates = {code for path in new for code in _tree_codes(repository, path)}
+        codes = _assign_codes(repository, new, _taken_codes(candidates))
+        Tree.objects.bulk_create(
+            [Tree(code=codes[path], config_repository=repository, config_path=path) for path in sorted(new)],
+            ignore_conflicts=True,
+            batch_size=life_store.chunk_size(3),
         )
-        if created:
-            trees[path].repositories.add(repository)
-            log.info("new tree %s for %s %s", unique, repository.name, path)
+        created = _trees_of(repository, new)
+        Tree.repositories.through.objects.bulk_create(
+            [Tree.repositories.through(tree_id=tree.pk, repository_id=repository.pk) for tree in created.values()],
+            ignore_conflicts=True,
+            batch_size=life_store.chunk_size(2),
+        )
+        for path, tree in sorted(created.items()):
+            log.info("new tree %s for %s %s", tree.code, repository.name, path)
+        trees.update(created)
+    if wanted - trees.keys():
+        raise TransientError(f"could not create the trees of {repository.name}: their codes kept being taken")
     return trees
 
 

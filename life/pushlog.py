@@ -9,6 +9,7 @@ import re
 from plumbing.errors import PermanentError
 from plumbing.http import get_json, http_session
 from plumbing.names import is_revision
+from plumbing.urls import SameOrigin
 
 from .records import PushlogPage, PushRecord
 
@@ -61,6 +62,7 @@ class PushlogClient:
             self.session,
             repository_url + "json-pushes",
             {"version": "2", "startID": str(start_id), "endID": str(end_id)},
+            redirects=SameOrigin(repository_url),
         )
         return parse_pushlog(data, start_id, end_id)
 

@@ -13,10 +13,12 @@ store (no working directory, no ``hg commit`` process per changeset), which is
 what makes 10,000-changeset benchmark repositories affordable.
 
 Reliability tests inject faults with ``set_fault("error" | "hg-error" | "hang" |
-"lie" | "redirect")``; refused connections are ``stop()`` and a later
-``start(port=same_port)``. Every repository is also served under
+"lie" | "redirect" | "slow-pull")``; refused connections are ``stop()`` and a
+later ``start(port=same_port)``. Every repository is also served under
 ``/mirror/``, where no fault applies: the target of a redirect within the
-same origin.
+same origin. ``redirect(path, to)`` makes every request under a path answer
+301 to another URL, as hg.mozilla.org does for a moved repository (or as a
+hostile server would, to anywhere).
 
     python -m simulated.hgmo serve --root DIR [--port N]
 """
@@ -99,6 +101,7 @@ class SimulatedHgmo(SimulatedService):
         self.requests_seen = 0
         self._fault = (None, None)
         self._redirect_to = None
+        self._redirects = {}  # path prefix -> URL prefix
         self._pushlog_lock = threading.Lock()
         self._pushlogs = {}  # name -> (file signature, pushes)
         self._hgwebdir = (None, set())  # and the names of the repositories it serves
@@ -124,6 +127,24 @@ class SimulatedHgmo(SimulatedService):
         self._fault = (mode, name)
         self._redirect_to = redirect_to
 
+    def redirect(self, path, to):
+        """Answer every request for ``path`` or under it with 301 to ``to`` plus the rest of the path
+        and the query (``redirect("old/de", repo_url("l10n-central/de"))``); ``to`` None stops it."""
+        path = path.strip("/")
+        if to is None:
+            self._redirects.pop(path, None)
+        else:
+            self._redirects[path] = to
+
+    def _redirected(self, path, environ, start_response):
+        for prefix, to in list(self._redirects.items()):
+            if path == f"/{prefix}" or path.startswith(f"/{prefix}/"):
+                query = environ.get("QUERY_STRING", "")
+                location = to + path[len(prefix) + 2 :] + (f"?{query}" if query else "")
+                start_response("301 Moved Permanently", [("Location", location), ("Content-Length", "0")])
+                return [b""]
+        return None
+
     def __call__(self, environ, start_response):
         self.requests_seen += 1
         path = environ.get("PATH_INFO", "/")
@@ -132,6 +153,9 @@ class SimulatedHgmo(SimulatedService):
             path = path[len(MIRROR) :]
             environ = dict(environ, SCRIPT_NAME=environ.get("SCRIPT_NAME", "") + MIRROR, PATH_INFO=path)
         path = path.rstrip("/")
+        redirected = self._redirects and self._redirected(path, environ, start_response)
+        if redirected:
+            return redirected
         json_pushes = path.endswith("/json-pushes")
         name = path[1 : -len("/json-pushes")] if json_pushes else self._repo_of(path)
         mode, only = self._fault

@@ -16,9 +16,18 @@ publish it to a real broker.
 
 Reliability tests inject faults with ``set_fault("error" | "hang")``;
 refused connections are ``stop()`` and a later ``start(port=same_port)``.
+
+Where the artifact redirect leads is ``storage_url`` (the queue's own
+origin by default). Real storage is on another host: point ``storage_url``
+at one (``http://s3.example``) and the queue serves that host's storage to
+clients that use the queue as their HTTP proxy for it. ``/hops/<n>/<path>``
+redirects ``n`` more times before reaching ``<path>`` (which may be a whole
+URL: storage that redirects onwards), for redirect chains; any other URL
+(``file:///…``, an internal address) plays a hostile queue.
 """
 
 import json
+import re
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -49,6 +58,7 @@ class SimulatedQueue(SimulatedService):
         self.hang_seconds = 60.0
         self.requests_seen = 0
         self._fault = None
+        self.storage_url = None  # None: the queue's own origin
         # Handler threads read what tests write; dict operations are atomic, the counter is not.
         self._lock = threading.Lock()
         self._tasks = {}  # task id -> {"definition": {...}, "runs": n}
@@ -197,6 +207,12 @@ class SimulatedQueue(SimulatedService):
         path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
         if environ.get("REQUEST_METHOD") != "GET":
             return _error(start_response, "404 Not Found", "ResourceNotFound", "only GET is simulated")
+        if path.startswith(("http://", "https://")):  # a proxy request (absolute form): only for the storage host
+            path = self._storage_path(path)
+            if path is None:
+                return _error(start_response, "502 Bad Gateway", "BadGateway", "not a simulated host")
+        if path.startswith("/hops/"):
+            return self._hop(path, environ, start_response)
         if path.startswith("/storage/"):
             return self._serve_storage(path[len("/storage/"):], start_response)
         if not path.startswith(API):
@@ -234,9 +250,28 @@ class SimulatedQueue(SimulatedService):
             return _json(start_response, "424 Failed Dependency",
                          {"reason": "file-missing-on-worker", "message": f"Artifact {name} not found on the worker"},
                          [("x-taskcluster-artifact-storage-type", "error")])
-        location = f"{self.root_url}/storage/{artifact.key}"
+        location = f"{self.storage_url or self.root_url}/storage/{artifact.key}"
         return _json(start_response, "303 See Other", {"storageType": "s3", "url": location},
                      [("Location", location), ("x-taskcluster-artifact-storage-type", "s3")])
+
+    def _storage_path(self, url):
+        storage = (self.storage_url or "").split("://", 1)[-1].split("/", 1)[0]
+        scheme, rest = url.split("://", 1)
+        host, _, path = rest.partition("/")
+        return f"/{path}" if storage and scheme == "http" and host == storage else None
+
+    def _hop(self, path, environ, start_response):
+        count, _, rest = path[len("/hops/"):].partition("/")
+        if not count.isdecimal():
+            return _error(start_response, "404 Not Found", "ResourceNotFound", f"no such route {path}")
+        query = environ.get("QUERY_STRING", "")
+        if int(count):
+            location = f"/hops/{int(count) - 1}/{rest}"
+        else:
+            location = rest if re.match(r"[a-z]+:/", rest) else f"/{rest}"
+        location += f"?{query}" if query else ""
+        start_response("302 Found", [("Location", location), ("Content-Length", "0")])
+        return [b""]
 
     def _serve_storage(self, key, start_response):
         with self._lock:

@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from l10n.elmo import parse_elmo, parse_task_definition
+from l10n.elmo import parse_elmo, parse_task_definition, require_configured_route
 from plumbing.errors import PermanentError
 from worker.taskcluster import parse_task_completed
 
@@ -135,3 +135,30 @@ def test_task_definition_created_and_source():
     assert task.created.isoformat() == "2020-05-04T12:00:00+00:00" and task.source == "https://x/"
     with pytest.raises(PermanentError, match="created"):
         parse_task_definition({"created": "yesterday", "metadata": {}})
+
+
+@pytest.mark.parametrize("bindings, routes, counts", [
+    (["route.project.l10n.elmo.v1"], ["index.x", "project.l10n.elmo.v1"], True),
+    (["route.project.l10n.elmo.v1"], [], False),
+    (["route.project.l10n.elmo.v1"], ["route.project.l10n.elmo.v1"], False),  # bound as route.route.…
+    (["route.project.l10n.elmo.v1"], ["project.l10n.elmo.v1.x", "project.l10n.elmo"], False),
+    (["route.project.l10n.elmo.v1"], ["project.l10n.*", "#"], False),  # wildcards only bind, never match
+    (["route.project.l10n.*"], ["project.l10n.elmo"], True),
+    (["route.project.l10n.*"], ["project.l10n.elmo.v1"], False),
+    (["route.project.l10n.#"], ["project.l10n"], True),
+    (["route.project.#.v1"], ["project.l10n.elmo.v1"], True),
+    (["primary.#"], ["project.l10n.elmo.v1"], False),
+    (["route.other", "route.project.l10n.elmo.v1"], ["project.l10n.elmo.v1"], True),
+])
+def test_a_task_counts_only_with_a_configured_route_in_its_definition(bindings, routes, counts):
+    task = parse_task_definition({"created": "2020-05-04T12:00:00.000Z", "metadata": {}, "routes": routes})
+    if counts:
+        require_configured_route("fN1SbArXTPSVFNUvaOlinQ", task, bindings)
+    else:
+        with pytest.raises(PermanentError, match=r"task fN1SbArXTPSVFNUvaOlinQ carries none of the configured routes"):
+            require_configured_route("fN1SbArXTPSVFNUvaOlinQ", task, bindings)
+
+
+def test_task_definition_routes_are_bounded():
+    with pytest.raises(PermanentError, match="task definition is invalid at routes"):
+        parse_task_definition({"created": "2020-05-04T12:00:00.000Z", "metadata": {}, "routes": ["x"] * 1001})

@@ -6,7 +6,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection, connections, transaction
 from kombu import Connection
 
@@ -344,3 +344,99 @@ def test_newer_run_wins_while_another_worker_repoints_the_active_row(a_moves):
     assert not errors, errors
     assert a_holds_lock.is_set() and b_locks.is_set()
     assert Active.objects.get(tree=tree, locale=locale).run.task_id == "from-b"
+
+
+# --- only tasks that carry a configured route count --------------------------------------------
+
+
+def one_comparison(repository_url, config="browser/locales/l10n.toml", locale="de"):
+    return {"locale": locale, "config": config, "artifact": "public/compare.json", "revisions": {},
+            "summary": {"changed": 1}}
+
+
+def add_simple_task(queue, repository_url, **task_options):
+    task_id = queue.add_task(source=repository_url, **task_options)
+    queue.add_artifact(task_id, 0, "public/elmo.json",
+                       {"version": "1.0", "comparisons": [one_comparison(repository_url)]})
+    return task_id
+
+
+@pytest.mark.django_db
+def test_task_without_a_configured_route_is_refused_before_its_artifact_is_read(queue, gecko_strings):
+    task_id = add_simple_task(queue, gecko_strings.url, routes=["index.gecko.v2.l10n.compare.latest"])
+
+    with pytest.raises(PermanentError, match=rf"task {task_id} carries none of the configured routes "
+                                             r"\(route\.project\.l10n\.elmo\.v1\)"):
+        ingest_task(queue.root_url, task_id, 0)
+
+    assert queue.requests_seen == 1  # the definition only
+    assert not Run.objects.exists() and not Tree.objects.exists()
+
+
+@pytest.mark.django_db
+def test_configured_routes_may_be_topic_patterns(queue, gecko_strings, monkeypatch, settings):
+    configure(monkeypatch, settings, TASKCLUSTER_ROOT_URL=queue.root_url, TASKCLUSTER_ROUTES="route.project.l10n.#")
+    matching = add_simple_task(queue, gecko_strings.url, routes=["project.l10n.elmo.v2"])
+    other = add_simple_task(queue, gecko_strings.url, routes=["project.releng.elmo.v1"])
+
+    assert ingest_task(queue.root_url, matching, 0).created == 1
+    with pytest.raises(PermanentError, match=r"carries none of the configured routes \(route\.project\.l10n\.#\)"):
+        ingest_task(queue.root_url, other, 0)
+
+
+@pytest.mark.django_db
+def test_ingest_task_checks_the_routes_of_the_deployment_it_targets(queue, gecko_strings, monkeypatch, settings):
+    with SimulatedQueue() as community:
+        configure(monkeypatch, settings, TASKCLUSTER_ROOT_URL=queue.root_url, TASKCLUSTER_EXTRA_SOURCES=json.dumps(
+            [{"pulse_url": "amqp://community:secret@127.0.0.1:5672/", "root_url": community.root_url,
+              "routes": ["route.community.l10n"]}]
+        ))
+        community_task = add_simple_task(community, gecko_strings.url, routes=["community.l10n"])
+        firefox_ci_task = add_simple_task(community, gecko_strings.url)  # the main deployment's route
+
+        call_command("ingest-task", community_task, "--root-url", community.root_url)
+        with pytest.raises(CommandError, match=r"carries none of the configured routes \(route\.community\.l10n\)"):
+            call_command("ingest-task", firefox_ci_task, "--root-url", community.root_url)
+
+    assert list(Run.objects.values_list("task_id", "root_url")) == [(community_task, community.root_url)]
+
+
+# --- tree codes -----------------------------------------------------------------------------------
+
+
+def store_configurations(queue, repository, paths):
+    task_id = queue.add_task(source=repository.url)
+    queue.add_artifact(task_id, 0, "public/elmo.json",
+                       {"version": "1.0", "comparisons": [one_comparison(repository.url, config=p) for p in paths]})
+    ingest_task(queue.root_url, task_id, 0)
+    return dict(Tree.objects.filter(config_repository=repository).values_list("config_path", "code"))
+
+
+@pytest.mark.django_db
+def test_a_thousand_configurations_with_one_stem_get_distinct_codes_in_any_order(queue, gecko_strings):
+    paths = [f"app{n}/locales/l10n.toml" for n in range(1000)]
+
+    codes = store_configurations(queue, gecko_strings, paths)
+
+    assert len(codes) == len(set(codes.values())) == 1000
+    assert max(map(len, codes.values())) <= Tree._meta.get_field("code").max_length
+    assert codes[min(paths)] == "gecko-strings-l10n"
+    assert all(code.startswith("gecko-strings-l10n-") for path, code in codes.items() if path != min(paths))
+    assert set(Tree.repositories.through.objects.values_list("repository_id", flat=True)) == {gecko_strings.pk}
+    # The same configurations in another order, from scratch: the same codes.
+    Active.objects.all().delete()
+    Run.objects.all().delete()
+    Tree.objects.all().delete()
+    assert store_configurations(queue, gecko_strings, paths[::-1]) == codes
+
+
+@pytest.mark.django_db
+def test_a_tree_whose_plain_code_is_taken_gets_a_code_of_its_own(queue, gecko_strings):
+    elsewhere = Repository.objects.create(name="users/someone/gecko-strings", url="https://hg.example/users/gecko/")
+    Tree.objects.create(code="gecko-strings-browser", config_repository=elsewhere, config_path="browser.toml")
+
+    codes = store_configurations(queue, gecko_strings, ["_configs/browser.toml"])
+
+    assert codes["_configs/browser.toml"].startswith("gecko-strings-browser-")
+    assert store_configurations(queue, gecko_strings, ["_configs/browser.toml"]) == codes  # found, not re-made
+    assert Tree.objects.count() == 2

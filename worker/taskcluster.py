@@ -10,7 +10,7 @@ own, so nothing in the message has to say it.
 
 from dataclasses import dataclass
 
-from l10n.ingest import ingest_task
+from l10n.ingest import configured_routes, ingest_task
 from plumbing.jsondoc import decode_json, validate_schema
 
 from .dispatch import skipped, stored
@@ -56,7 +56,8 @@ def parse(delivery, root_url):
 
 
 def handle(message):
-    result = ingest_task(message.root_url, message.task_id, message.run_id)
+    # The CC header of the delivery proves nothing: the task's own definition must carry a configured route.
+    result = ingest_task(message.root_url, message.task_id, message.run_id, routes=configured_routes(message.root_url))
     if not result.created:
         return skipped("runs already stored")
     return stored(f"{result.created} runs, {result.activated} active, from {message.root_url}")

@@ -262,3 +262,67 @@ def test_bad_artifact_is_a_clear_dead_letter(name, artifact, reason, hgmo, queue
 
     assert reason in letter.error, letter.error
     assert letter.routing_key == routing_key
+
+
+def publish_task(hostile_env, queue, hgmo, routes=None, cc=None):
+    """A completed task with a valid elmo.json, announced with ``cc`` in the CC header (default: its routes)."""
+    task_id = queue.add_task(source=hgmo.repo_url(GECKO), **({} if routes is None else {"routes": routes}))
+    artifact = json.dumps(elmo()).replace('"GECKO"', json.dumps(hgmo.repo_url(GECKO))).encode()
+    queue.add_artifact(task_id, 0, "public/elmo.json", artifact)
+    declare_queues()
+    body, routing_key, routes_published = queue.task_completed_message(task_id)
+    with Connection(hostile_env) as conn:
+        pulse.publish_task_completed(conn, body, routing_key, routes_published if cc is None else cc)
+    return task_id
+
+
+ROUTE_CASES = [
+    ("no routes", []),
+    ("another project's route", ["index.gecko.v2.l10n.compare.latest", "project.other.v1"]),
+    ("route written with its prefix", ["route.project.l10n.elmo.v1"]),
+    ("longer route", ["project.l10n.elmo.v1.extra"]),
+    ("shorter route", ["project.l10n.elmo"]),
+    ("wildcard as text", ["project.l10n.*", "#"]),
+    ("case differs", ["Project.L10n.Elmo.V1"]),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name, routes", ROUTE_CASES, ids=[c[0] for c in ROUTE_CASES])
+def test_task_without_a_configured_route_is_a_clear_dead_letter(name, routes, hgmo, queue, hostile_env, monkeypatch,
+                                                                settings):
+    """The CC header claims the configured route (so RabbitMQ delivers it); the task's definition does not."""
+    configure(monkeypatch, settings, TASKCLUSTER_ROOT_URL=queue.root_url)
+    _world(hgmo)
+    task_id = publish_task(hostile_env, queue, hgmo, routes=routes, cc=["route.project.l10n.elmo.v1"])
+    before = contract_rows()
+
+    letter = run_one_and_get_dead_letter(before)
+
+    assert f"task {task_id} carries none of the configured routes (route.project.l10n.elmo.v1)" in letter.error
+    assert queue.requests_seen == 1  # the definition: the artifact was never downloaded
+
+
+STORAGE_CASES = [
+    ("file", "file:///etc", "refused: it is not http(s)"),
+    ("metadata service", "http://169.254.169.254/latest/meta-data", "refused: it is an internal address"),
+    ("ipv6 loopback", "http://[::1]:9", "refused: it is an internal address"),
+    ("private network by number", "http://167772161", "refused: it is an internal address"),
+    ("userinfo trick", "http://s3.amazonaws.com@10.0.0.1", "refused: it carries credentials"),
+    ("endless chain", "ROOT/hops/100", "more than 5 redirects"),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name, storage, reason", STORAGE_CASES, ids=[c[0] for c in STORAGE_CASES])
+def test_artifact_redirect_elsewhere_is_a_clear_dead_letter(name, storage, reason, hgmo, queue, hostile_env,
+                                                            monkeypatch, settings):
+    configure(monkeypatch, settings, TASKCLUSTER_ROOT_URL=queue.root_url)
+    _world(hgmo)
+    queue.storage_url = storage.replace("ROOT", queue.root_url)
+    publish_task(hostile_env, queue, hgmo)
+    before = contract_rows()
+
+    letter = run_one_and_get_dead_letter(before)
+
+    assert reason in letter.error, letter.error

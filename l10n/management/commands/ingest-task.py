@@ -1,9 +1,13 @@
-"""./manage.py ingest-task TASK_ID [--run N] [--root-url URL]"""
+"""./manage.py ingest-task TASK_ID [--run N] [--root-url URL]
+
+The task counts only if its definition carries a route the configuration
+binds for that deployment, as for the worker.
+"""
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from l10n.ingest import ingest_task, latest_run
+from l10n.ingest import configured_routes, ingest_task, latest_run
 from plumbing.errors import PermanentError, TransientError
 from plumbing.urls import normalise_root_url
 
@@ -27,7 +31,7 @@ class Command(BaseCommand):
                 run = latest_run(root_url, task_id)
                 if run is None:
                     raise CommandError(f"task {task_id} has no runs")
-            result = ingest_task(root_url, task_id, run)
+            result = ingest_task(root_url, task_id, run, routes=configured_routes(root_url))
         except (TransientError, PermanentError) as error:
             raise CommandError(f"{task_id}/{run}: {error}") from None
         self.stdout.write(f"{task_id}/{run}: {result.created} new runs, {result.activated} active")
