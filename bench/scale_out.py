@@ -19,11 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import report, scratch_database
 from django.conf import settings
 from django.db import connection
 from kombu import Connection
 
+from common import report, scratch_database
 from life.ingest import ingest_pushes
 from life.models import Push, Repository
 from settings.pulse import user_of
