@@ -22,7 +22,6 @@ refused connections are ``stop()`` and a later ``start(port=same_port)``.
     python -m simulated.github serve --root DIR [--port N]
 """
 
-import argparse
 import base64
 import hashlib
 import json
@@ -38,7 +37,7 @@ from pathlib import Path
 
 from kombu import Exchange, Producer
 
-from .httpserver import SimulatedService
+from .httpserver import SimulatedService, serve_from_command_line
 
 NULL = "0" * 40
 FAULTS = (None, "error", "hang")
@@ -757,17 +756,7 @@ def publish_taskcluster_github(connection, routing_key, body):
 
 
 def main():
-    parser = argparse.ArgumentParser(prog="python -m simulated.github", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["serve"])
-    parser.add_argument("--root", required=True, type=Path, help="directory holding <owner>/<repo>.git")
-    parser.add_argument("--port", type=int, default=0, help="default: any free port")
-    args = parser.parse_args()
-    with SimulatedGitHub(args.root).start(args.port) as github:
-        print(f"Serving {github.root} at {github.url} (Ctrl-C stops)", flush=True)
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
+    serve_from_command_line(SimulatedGitHub, "python -m simulated.github", __doc__.split("\n\n")[0], "directory holding <owner>/<repo>.git")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ hostile server would, to anywhere).
     python -m simulated.hgmo serve --root DIR [--port N]
 """
 
-import argparse
 import functools
 import json
 import re
@@ -38,7 +37,7 @@ from mercurial import ui as uimod
 from mercurial.hgweb import hgwebdir_mod
 from mercurial.node import bin, hex
 
-from .httpserver import SimulatedService
+from .httpserver import SimulatedService, serve_from_command_line
 
 NULL = "0" * 40
 FAULTS = (None, "error", "hg-error", "hang", "lie", "redirect", "slow-pull")
@@ -397,17 +396,7 @@ def _json(start_response, status, value):
 
 
 def main():
-    parser = argparse.ArgumentParser(prog="python -m simulated.hgmo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["serve"])
-    parser.add_argument("--root", required=True, type=Path, help="directory holding the upstream repositories")
-    parser.add_argument("--port", type=int, default=0, help="default: any free port")
-    args = parser.parse_args()
-    with SimulatedHgmo(args.root).start(args.port) as hgmo:
-        print(f"Serving {hgmo.root} at {hgmo.url} (Ctrl-C stops)", flush=True)
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
+    serve_from_command_line(SimulatedHgmo, "python -m simulated.hgmo", __doc__.split("\n\n")[0], "directory holding the upstream repositories")
 
 
 if __name__ == "__main__":

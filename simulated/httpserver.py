@@ -1,7 +1,9 @@
 """A threaded WSGI server on 127.0.0.1, in the background: what the simulated services run on."""
 
+import argparse
 import socketserver
 import threading
+from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 
@@ -65,3 +67,18 @@ class SimulatedService:
         if self.port is None:
             raise RuntimeError("not started")
         return f"http://127.0.0.1:{self.port}"
+
+
+def serve_from_command_line(service_class, prog, description, root_help):
+    """``python -m <prog> serve --root DIR [--port N]``: a simulated service until Ctrl-C."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("command", choices=["serve"])
+    parser.add_argument("--root", required=True, type=Path, help=root_help)
+    parser.add_argument("--port", type=int, default=0, help="default: any free port")
+    args = parser.parse_args()
+    with service_class(args.root).start(args.port) as service:
+        print(f"Serving {service.root} at {service.url} (Ctrl-C stops)", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass

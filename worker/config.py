@@ -5,7 +5,7 @@ main Taskcluster deployment; each of TASKCLUSTER_EXTRA_SOURCES is a broker
 (or vhost) of its own carrying another deployment's completions.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -67,20 +67,8 @@ def brokers(settings):
         task_routes=tuple(settings.TASKCLUSTER_ROUTES),
     )
     extras = tuple(
-        Broker(
-            url=extra["pulse_url"],
-            user=extra["user"],
-            main=False,
-            declare_exchanges=main.declare_exchanges,
-            queue_expires_seconds=main.queue_expires_seconds,
-            prefetch=main.prefetch,
-            heartbeat=main.heartbeat,
-            retry_delays=main.retry_delays,
-            max_retries=main.max_retries,
-            delivery_limit=main.delivery_limit,
-            task_root_url=extra["root_url"],
-            task_routes=tuple(extra["routes"]),
-        )
+        replace(main, url=extra["pulse_url"], user=extra["user"], main=False, task_root_url=extra["root_url"],
+                task_routes=tuple(extra["routes"]))
         for extra in settings.TASKCLUSTER_EXTRA_SOURCES
     )
     return (main, *extras)
