@@ -38,13 +38,13 @@ from pathlib import Path
 
 from kombu import Exchange, Producer
 
+from worker.github import TASKCLUSTER_GITHUB_EXCHANGE
+from worker.github import WEBHOOKS_EXCHANGE as GITHUB_WEBHOOKS_EXCHANGE
+
 from .httpserver import SimulatedService
 
 NULL = "0" * 40
 FAULTS = (None, "error", "hang")
-# Where these are published on Pulse; they move to worker.config once the worker consumes them.
-GITHUB_WEBHOOKS_EXCHANGE = "exchange/github-webhooks/v1"
-TASKCLUSTER_GITHUB_EXCHANGE = "exchange/taskcluster-github/v1/push"
 # GitHub documents 20 for timeline events and 2048 for webhook deliveries; the smaller cap keeps
 # consumers honest (commits[] is never the whole push) with pushes of ordinary size.
 PAYLOAD_COMMITS = 20
@@ -512,7 +512,7 @@ def _describe(git_dir, shas, html_url, distinct):
     for record in out.split("\0"):
         if not record:
             continue
-        fields = dict(zip(_LOG_FIELDS, record.split("\x1f", len(_LOG_FIELDS) - 1)))
+        fields = dict(zip(_LOG_FIELDS, record.split("\x1f", len(_LOG_FIELDS) - 1), strict=False))
         commits[fields["id"]] = {
             "id": fields["id"],
             "tree_id": fields["tree_id"],

@@ -12,8 +12,16 @@ import requests
 from kombu import Connection, Exchange, Queue
 
 from simulated.github import (
-    GITHUB_WEBHOOKS_EXCHANGE, NULL, TASKCLUSTER_GITHUB_EXCHANGE, SimulatedGitHub, publish_taskcluster_github,
-    publish_webhook, push_payload, skips_ci, taskcluster_github_message, webhook_message,
+    GITHUB_WEBHOOKS_EXCHANGE,
+    NULL,
+    TASKCLUSTER_GITHUB_EXCHANGE,
+    SimulatedGitHub,
+    publish_taskcluster_github,
+    publish_webhook,
+    push_payload,
+    skips_ci,
+    taskcluster_github_message,
+    webhook_message,
 )
 
 REPO = "mozilla-l10n/firefox-l10n"
