@@ -149,21 +149,25 @@ def _store_up_to(repository, directory, step, progress=None):
     stored_revision = _stored_revision(repository)
     exclude = [stored_revision] if stored_revision else []
     total = git.count_commits(directory, step.target, exclude) if progress else None
+    # A repository without pushes has nothing linked: its first import needs no lookups.
+    has_pushes = Push.objects.filter(repository=repository).exists()
     result = GitIngestResult()
     new_ids = []
     done = 0
-    for batch in _batches(git.read_commits(directory, step.target, exclude), store.CHUNK):
-        records = _not_stored(repository, batch)
-        if records:
-            with transaction.atomic():
-                _locked(repository)
-                stored = store.store_changesets(records)
-            new_ids += [stored.ids[record.revision] for record in records]
-            result.changesets += stored.created
-            result.placeholders_filled += stored.filled
-        done += len(batch)
-        if progress:
-            progress(done, total)
+    commits = git.read_commits(directory, step.target, exclude)
+    with contextlib.closing(commits):
+        for batch in _batches(commits, store.CHUNK):
+            records = _not_stored(repository, batch) if has_pushes else batch
+            if records:
+                with transaction.atomic():
+                    _locked(repository)
+                    stored = store.store_changesets(records)
+                new_ids += [stored.ids[record.revision] for record in records]
+                result.changesets += stored.created
+                result.placeholders_filled += stored.filled
+            done += len(batch)
+            if progress:
+                progress(done, total)
     with transaction.atomic():
         locked = _locked(repository)
         push_id = locked.last_push_id()

@@ -38,6 +38,12 @@ from pathlib import Path
 
 from kombu import Exchange, Producer
 
+if __name__ == "__main__":  # run as a command (below): the worker's modules need Django set up
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings")
+    django.setup()
+
 from worker.github import TASKCLUSTER_GITHUB_EXCHANGE
 from worker.github import WEBHOOKS_EXCHANGE as GITHUB_WEBHOOKS_EXCHANGE
 

@@ -17,7 +17,6 @@ from kombu import Connection
 from l10n.ingest import ingest_task
 from l10n.models import Run
 from l10n.store import config_repository
-from life import gitingest
 from life.backfill import backfill
 from life.models import NULL_REVISION, Changeset, Forest, Push, Repository, SyncState, Tree
 from plumbing.errors import PermanentError
@@ -31,7 +30,7 @@ from simulated.github import (
     taskcluster_github_message,
     webhook_message,
 )
-from simulated.harness import WorkerProcess, declare_queues, queue_depth, run_worker, wait_until
+from simulated.harness import WorkerProcess, declare_queues, queue_depth, run_worker
 from simulated.taskcluster import SimulatedQueue
 from worker import github as source
 from worker.dispatch import Delivery
