@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -95,19 +96,38 @@ def _environment():
 
 
 def run_git(directory, args, what, input=None):
-    """Run git on the repository ``directory``; a timeout or failure is transient."""
+    """Run git on the repository ``directory``; a timeout or failure is transient.
+
+    git runs in a session of its own, so a timeout ends the helpers it started too (``git fetch``
+    runs ``git-remote-http`` and ``index-pack``), not only git itself.
+    """
     command = ["git", *_SAFE_CONFIG, f"--git-dir={directory}", *args] if directory else ["git", *_SAFE_CONFIG, *args]
     try:
-        done = subprocess.run(command, env=_environment(), input=input, capture_output=True,
-                              timeout=settings.HG_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        raise TransientError(f"{what} timed out after {settings.HG_TIMEOUT:g}s") from None
+        process = subprocess.Popen(command, env=_environment(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, start_new_session=True)
     except OSError as error:
         raise TransientError(f"{what}: cannot run git ({error.strerror})") from None
-    if done.returncode != 0:
-        lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise GitFailed(f"{what} failed: {lines[-1] if lines else f'exit {done.returncode}'}", done.returncode)
-    return done.stdout
+    with process:
+        try:
+            stdout, stderr = process.communicate(input, timeout=settings.HG_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            _kill_session(process)
+            process.communicate()
+            raise TransientError(f"{what} timed out after {settings.HG_TIMEOUT:g}s") from None
+        except BaseException:
+            _kill_session(process)
+            raise
+    if process.returncode != 0:
+        lines = stderr.decode("utf-8", "replace").strip().splitlines()
+        raise GitFailed(f"{what} failed: {lines[-1] if lines else f'exit {process.returncode}'}", process.returncode)
+    return stdout
+
+
+def _kill_session(process):
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 class GitFailed(TransientError):

@@ -12,12 +12,16 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from kombu import Connection
 
 from l10n.ingest import ingest_task
 from l10n.models import Run
 from l10n.store import config_repository
 from life.backfill import backfill
+from life.git import parse_advertisement
 from life.models import NULL_REVISION, Changeset, Forest, Push, Repository, SyncState, Tree
 from plumbing.errors import PermanentError
 from simulated import compare
@@ -651,3 +655,81 @@ def test_known_github_repositories_are_read_once_per_ttl():
     now[0] = 5.0
     assert known.get(L10N) == repository.pk  # whatever its name, by its URL, as GitHub compares names
     assert known.get("l10n-central/de") is None  # Mercurial repositories are not GitHub's
+
+
+# --- every parser: a value or a PermanentError, whatever comes in ------------------------
+
+SHA = st.text(alphabet="0123456789abcdef", min_size=40, max_size=40)
+SCALARS = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=20)
+JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner,
+                                                                                         max_size=3), max_leaves=20)
+
+
+def plausible_payload():
+    repository = st.fixed_dictionaries({}, optional={
+        "full_name": st.sampled_from([L10N, "a/b", "../x", "a/b/c"]) | SCALARS,
+        "clone_url": st.sampled_from(["https://github.com/mozilla-l10n/firefox-l10n.git", "ext::sh"]) | SCALARS,
+        "pushed_at": st.integers(-5, 2**41) | SCALARS,
+    })
+    return st.fixed_dictionaries({}, optional={
+        "ref": st.sampled_from(["refs/heads/main", "refs/tags/v1", ""]) | SCALARS,
+        "before": SHA | st.just(NULL) | SCALARS, "after": SHA | st.just(NULL) | SCALARS,
+        "created": st.booleans() | SCALARS, "deleted": st.booleans() | SCALARS, "forced": st.booleans() | SCALARS,
+        "pusher": st.fixed_dictionaries({"name": st.text(max_size=10) | SCALARS}) | SCALARS,
+        "repository": repository | SCALARS, "commits": st.lists(JSON, max_size=2) | SCALARS,
+    }) | JSON
+
+
+def parses_or_refuses(parse, *args):
+    try:
+        parse(*args)
+    except PermanentError as error:
+        assert str(error)
+
+
+@hypothesis_settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(payload=plausible_payload(), event=st.sampled_from(["push", "issues"]) | SCALARS,
+       routing_key=st.sampled_from([f"{L10N}/push", f"{L10N}/issues", "push", "a/b/c/push"]) | st.text(max_size=30))
+def test_webhook_parser_never_raises_anything_else(payload, event, routing_key):
+    body = json.dumps({"event": event, "payload": payload}).encode()
+    parses_or_refuses(source.parse_webhook, Delivery(body, source.WEBHOOKS_EXCHANGE, routing_key))
+
+
+@hypothesis_settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(payload=plausible_payload(), organization=st.sampled_from(["mozilla-l10n", "a"]) | SCALARS,
+       repository=st.sampled_from(["firefox-l10n", "b"]) | SCALARS, version=st.sampled_from([1, 2]) | SCALARS)
+def test_taskcluster_github_parser_never_raises_anything_else(payload, organization, repository, version):
+    body = json.dumps({"version": version, "organization": organization, "repository": repository, "body": payload})
+    parses_or_refuses(source.parse_taskcluster_github,
+                      Delivery(body.encode(), source.TASKCLUSTER_GITHUB_EXCHANGE, "primary.a.b"))
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(lines=st.lists(st.binary(max_size=60) | st.sampled_from([
+    b"# service=git-upload-pack\n", b"", b"0" * 40 + b" capabilities^{}\0symref=HEAD:refs/heads/main",
+    b"a" * 40 + b" refs/heads/main\n", b"a" * 40 + b" HEAD\0symref=HEAD:refs/heads/main\n"]), max_size=5),
+    junk=st.binary(max_size=10))
+def test_ref_advertisement_parser_never_raises_anything_else(lines, junk):
+    body = b"".join(b"0000" if not line else b"%04x" % (len(line) + 4) + line for line in lines) + junk
+    parses_or_refuses(parse_advertisement, body)
+
+
+@pytest.mark.django_db
+def test_a_hanging_github_is_a_transient_failure_within_the_timeouts(github, settings):
+    github.create_repo(L10N)
+    github.commit(L10N, {"a": b"1"})
+    repository = track(github, L10N)
+    github.commit(L10N, {"a": b"2"})
+    settings.HTTP_TIMEOUT, settings.HG_TIMEOUT = 1, 2
+    github.hang_seconds = 60
+    github.set_fault("hang", L10N)
+
+    report = backfill()  # the ref advertisement: HTTP_TIMEOUT
+    with pytest.raises(CommandError, match="timed out after 2s"):
+        call_command("reprocess-repo", L10N)  # git fetch: HG_TIMEOUT
+
+    assert report.outcomes[0].status == "failed"
+    state = SyncState.objects.get(repository=repository)
+    assert state.failures == 2 and "timed out" in state.last_error
+    github.set_fault(None)
+    assert backfill().count("caught up") == 1
