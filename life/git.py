@@ -143,12 +143,6 @@ def is_usable_clone(directory):
     return (directory / "HEAD").is_file() and (directory / "objects").is_dir() and (directory / "refs").is_dir()
 
 
-def _init_bare(directory, branch):
-    run_git(None, ["init", "--quiet", "--bare", f"--initial-branch={branch}", str(directory)], "git init")
-    for key, value in _CLONE_CONFIG.items():
-        run_git(directory, ["config", key, value], "git config")
-
-
 def _fetch_into(directory, url, branch, ref):
     """Fetch ``branch`` of ``url`` into ``ref``, forced (a force push moves it anywhere); returns its
     commit, or None if upstream has no such branch."""
@@ -205,8 +199,11 @@ def _clone(repository, directory, url, ref):
     staging = tempfile.mkdtemp(prefix="git-", dir=staging_root)
     try:
         fresh = os.path.join(staging, ".git")
-        _init_bare(fresh, repository.branch)
-        tip = _fetch_into(fresh, url, repository.branch, ref)
+        tip = _first_fetch(fresh, url, repository.branch, ref)
+        if tip is None:
+            return None  # upstream has no such branch: nothing worth keeping
+        for key, value in _CLONE_CONFIG.items():
+            run_git(fresh, ["config", key, value], "git config")
         directory.parent.mkdir(parents=True, exist_ok=True)
         if directory.exists():
             # Swapped with the old one (which is removed with the staging directory).
@@ -215,6 +212,25 @@ def _clone(repository, directory, url, ref):
         return tip
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _first_fetch(fresh, url, branch, ref):
+    """A new bare repository at ``fresh`` holding ``branch`` of ``url`` in ``ref``; its commit, or None.
+
+    ``git clone`` when the branch lands in its own name: unlike a fetch into an empty repository,
+    it skips walking every object it just received to check that nothing is missing.
+    """
+    if ref != f"refs/heads/{branch}":
+        run_git(None, ["init", "--quiet", "--bare", f"--initial-branch={branch}", fresh], "git init")
+        return _fetch_into(fresh, url, branch, ref)
+    try:
+        run_git(None, ["clone", "--quiet", "--bare", "--single-branch", "--no-tags", f"--branch={branch}", url, fresh],
+                f"git clone {url} {branch}")
+    except GitFailed as error:
+        if f"Remote branch {branch} not found" in str(error):
+            return None
+        raise
+    return resolve(fresh, ref)
 
 
 def is_ancestor(directory, ancestor, descendant):

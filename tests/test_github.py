@@ -17,6 +17,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from kombu import Connection
 
+from l10n.elmo import parse_elmo
 from l10n.ingest import ingest_task
 from l10n.models import Run
 from l10n.store import config_repository
@@ -733,3 +734,30 @@ def test_a_hanging_github_is_a_transient_failure_within_the_timeouts(github, set
     assert state.failures == 2 and "timed out" in state.last_error
     github.set_fault(None)
     assert backfill().count("caught up") == 1
+
+
+@pytest.mark.django_db
+def test_tracking_a_branch_upstream_does_not_have_fails_clearly(github):
+    github.create_repo(L10N)
+    github.commit(L10N, {"a": b"1"})
+
+    with pytest.raises(CommandError, match="upstream has no branch 'release'"):
+        call_command("track", github.repo_url(L10N), "--branch", "release")
+
+    repository = Repository.objects.get(name=L10N)
+    assert not Push.objects.exists() and "no branch 'release'" in SyncState.objects.get().last_error
+    github.commit(L10N, {"a": b"2"}, branch="release")
+    call_command("reprocess-repo", L10N)
+    assert pushes(repository)[0][0] == 1 and stored_revision(repository) == github.tip(L10N, "release")
+
+
+def test_revision_keys_resolve_against_github():
+    sha = "b" * 40
+    report = parse_elmo({"version": "1.0", "comparisons": [{
+        "locale": "de", "config": "_configs/browser.toml", "artifact": "public/compares/browser.de.json",
+        "revisions": {"/mozilla-l10n/firefox-l10n/": sha, "/mozilla-l10n/firefox-l10n-source": sha},
+        "summary": {"changed": 1}}]},
+        fallback_repository=f"https://github.com/mozilla-l10n/firefox-l10n-source/blob/{sha}/_configs/browser.toml")
+    assert report.comparisons[0].revisions == (
+        ("https://github.com/mozilla-l10n/firefox-l10n-source/", sha),
+        ("https://github.com/mozilla-l10n/firefox-l10n/", sha))
