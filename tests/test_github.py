@@ -629,7 +629,8 @@ def test_other_events_are_recognised_by_their_routing_key_alone():
     event = source.parse_webhook(Delivery(b"\xff not even JSON", source.WEBHOOKS_EXCHANGE,
                                           "mozilla-l10n/firefox-l10n/pull_request"))
     assert (event.kind, event.subject) == ("pull_request", "mozilla-l10n/firefox-l10n")
-    for key in ("push", "mozilla-l10n/push", "a/b/c/push", "mozilla-l10n/firefox-l10n/Push!", "../x/push"):
+    assert source.parse_webhook(Delivery(b"", source.WEBHOOKS_EXCHANGE, "mozilla-l10n//ping")).kind == "ping"
+    for key in ("push", "mozilla-l10n/push", "a/b/c/push", "../x/push", "mozilla-l10n/firefox l10n/push"):
         with pytest.raises(PermanentError):
             source.parse_webhook(Delivery(b"{}", source.WEBHOOKS_EXCHANGE, key))
 
@@ -761,3 +762,19 @@ def test_revision_keys_resolve_against_github():
     assert report.comparisons[0].revisions == (
         ("https://github.com/mozilla-l10n/firefox-l10n-source/", sha),
         ("https://github.com/mozilla-l10n/firefox-l10n/", sha))
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_git_repositories_and_their_sync_state(github, admin_client):
+    from django.urls import reverse
+
+    github.create_repo(L10N)
+    tip = github.commit(L10N, {"a": b"1"})
+    repository = track(github, L10N)
+
+    page = admin_client.get(reverse("admin:life_repository_changelist") + "?kind__exact=git").content.decode()
+    assert L10N in page and ">main<" in page
+    page = admin_client.get(reverse("admin:life_syncstate_changelist")).content.decode()
+    assert tip in page
+    detail = admin_client.get(reverse("admin:life_repository_change", args=[repository.pk]))
+    assert detail.status_code == 200
