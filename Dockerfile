@@ -15,6 +15,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
+# git fetches and reads the GitHub repositories (a subprocess per fetch, with a timeout; one
+# streaming `git log` per import). Pinned like the Python dependencies: bookworm's package.
+RUN apt-get update \
+    && apt-get install --yes --no-install-recommends git=1:2.39.5-0+deb12u3 \
+    && rm -rf /var/lib/apt/lists/*
+
 # Dependencies first (pinned in pyproject.toml), so code changes reuse this layer.
 # Mercurial and psycopg install from binary wheels: no compiler in the image.
 COPY pyproject.toml ./
@@ -26,6 +32,7 @@ RUN mkdir -p settings life l10n worker simulated \
 
 COPY manage.py ./
 COPY settings ./settings
+COPY plumbing ./plumbing
 COPY life ./life
 COPY l10n ./l10n
 COPY worker ./worker

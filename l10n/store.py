@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from life import store as life_store
 from life.models import Locale, Repository, Tree
 from plumbing.errors import PermanentError, TransientError
+from plumbing.urls import enclosing_urls
 
 from .models import STORED_COUNTS, Active, Run
 
@@ -27,11 +28,21 @@ class StoredRuns:
 
 
 def config_repository(url):
-    """The known Repository a report's configuration lives in; never created from a message."""
-    repository = Repository.objects.filter(url__in=[url, url.rstrip("/")]).first()
-    if repository is None:
-        raise PermanentError(f"configuration repository {url} is not a known repository")
-    return repository
+    """The known Repository a report's configuration lives in; never created from a message.
+
+    ``url`` is a repository's URL, or (a task's ``metadata.source``) the URL of a file in one:
+    ``https://hg.mozilla.org/<repo>/file/<rev>/<path>`` (or ``raw-file``, ``rev``),
+    ``https://github.com/<owner>/<repo>/blob/<sha>/<path>`` (or ``tree``, ``raw``). Mercurial
+    repository names have several segments, so the longest known repository URL above it wins.
+    """
+    candidates = enclosing_urls(url)
+    found = {}
+    for pk, known_url in Repository.objects.filter(url__in=candidates).order_by("pk").values_list("pk", "url"):
+        found.setdefault(known_url, pk)
+    pk = next((found[candidate] for candidate in candidates if candidate in found), None)
+    if pk is None:
+        raise PermanentError(f"configuration repository {url[:300]} is not a known repository")
+    return Repository.objects.get(pk=pk)
 
 
 MAX_TREE_CODE = 50  # Tree.code's max_length

@@ -34,8 +34,8 @@ class ForestAdmin(ReadOnlyAdmin):
 
 @admin.register(Repository)
 class RepositoryAdmin(ReadOnlyAdmin):
-    list_display = ("name", "url", "forest", "locale", "archived", "fork_of")
-    list_filter = ("archived", "forest")
+    list_display = ("name", "kind", "url", "branch", "forest", "locale", "archived", "fork_of")
+    list_filter = ("kind", "archived", "forest")
     search_fields = ("name", "url")
     exclude = ("changesets",)  # thousands of them; browse changesets by repository instead
 
@@ -84,8 +84,8 @@ class TreeAdmin(ReadOnlyAdmin):
 class SyncStateAdmin(ReadOnlyAdmin):
     """Failing repositories first, then the stalest."""
 
-    list_display = ("repository", "last_synced", "stored_push_id", "upstream_push_id", "failures", "next_attempt",
-                    "last_error")
+    list_display = ("repository", "last_synced", "stored_push_id", "upstream_push_id", "stored_revision", "failures",
+                    "next_attempt", "last_error")
     list_filter = ("failures",)
     search_fields = ("repository__name", "last_error")
     list_select_related = ("repository",)

@@ -2,7 +2,8 @@
 
 Pulse is at-least-once only while the worker's queue exists; a queue that
 expired or was deleted loses notifications. For each known, non-archived
-repository this asks json-pushes for ``lastpushid`` (one cheap request) and
+repository this asks json-pushes for ``lastpushid`` (one cheap request; for a
+git repository, the ref advertisement's tip of the tracked branch) and
 ingests what is missing through the same code the worker uses (same locks,
 idempotent). Repositories that waited longest go first; one that keeps
 failing is backed off (see ``sync.next_attempt``) so it cannot starve the
@@ -18,9 +19,9 @@ from django.utils import timezone
 
 from plumbing.errors import PermanentError, TransientError
 
-from .ingest import ingest_pushes
 from .models import Repository
 from .pushlog import PushlogClient
+from .repositories import catch_up
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def backfill(limit=None, names=None, client=None, on_outcome=None):
     report = BackfillReport(backed_off=backed_off)
     for repository in repositories[:limit]:
         try:
-            result = ingest_pushes(repository, client=client)
+            result = catch_up(repository, client=client)
         except (TransientError, PermanentError) as error:
             outcome = RepositoryOutcome(repository.name, "failed", str(error))
         else:

@@ -44,10 +44,20 @@ class RepositoryQuerySet(models.QuerySet):
 
 
 class Repository(models.Model):
-    """A repository on the hg server; ``name`` is its path there."""
+    """A Mercurial repository, or a git repository of which one branch is tracked.
+
+    ``name`` is its path on its server (``l10n-central/de``, ``mozilla-l10n/firefox-l10n``).
+    """
+
+    HG = "hg"
+    GIT = "git"
+    KINDS = [(HG, "Mercurial"), (GIT, "git")]
 
     name = models.CharField(max_length=200, unique=True)
     url = models.URLField(max_length=500)
+    kind = models.CharField(max_length=3, choices=KINDS, default=HG)
+    # git: the branch whose pushes are recorded (Mercurial repositories record every push).
+    branch = models.CharField(max_length=255, blank=True, default="", help_text="git: the tracked branch")
     forest = models.ForeignKey(Forest, null=True, blank=True, on_delete=models.SET_NULL, related_name="repositories")
     locale = models.ForeignKey(Locale, null=True, blank=True, on_delete=models.SET_NULL, related_name="repositories")
     archived = models.BooleanField(default=False)
@@ -118,7 +128,9 @@ class ChangesetQuerySet(models.QuerySet):
 
 
 class Changeset(models.Model):
-    """A Mercurial changeset, shared by every repository that contains it.
+    """A Mercurial changeset or a git commit, shared by every repository that contains it.
+
+    git commits have no named branch: their ``branch`` is empty.
 
     A *placeholder* holds only the revision: it was named (e.g. by a
     compare-locales run) before its push arrived. Ingesting the push fills in
@@ -197,6 +209,10 @@ class SyncState(models.Model):
     last_error = models.TextField(blank=True, default="")
     failures = models.PositiveIntegerField(default=0, help_text="consecutive failures")
     next_attempt = models.DateTimeField(null=True, blank=True, help_text="backfill leaves it alone until then")
+    # git has no push ids upstream: what is stored is known by the branch's commit it covers.
+    stored_revision = models.CharField(
+        max_length=40, blank=True, default="", help_text="git: the tracked branch's commit stored with all its history"
+    )
 
     def __str__(self):
         return f"{self.repository.name}: {self.stored_push_id}/{self.upstream_push_id}"

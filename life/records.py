@@ -8,7 +8,7 @@ class ChangesetRecord:
     revision: str
     user: str
     description: str
-    branch: str
+    branch: str | None  # None: a git commit, which belongs to no named branch
     # First parent first; a root's only parent is the null revision.
     parents: tuple[str, ...]
     files: tuple[str, ...]

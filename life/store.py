@@ -58,7 +58,8 @@ def ids_by(model, field, values):
 
 
 def branch_ids(names):
-    return ids_by(Branch, "name", names)
+    """{name: id}; a git commit's branch, None, stays None."""
+    return {**ids_by(Branch, "name", {name for name in names if name is not None}), None: None}
 
 
 def file_ids(paths):

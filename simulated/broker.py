@@ -9,6 +9,8 @@ import uuid
 
 from kombu import Connection, Exchange
 
+from worker.github import TASKCLUSTER_GITHUB_EXCHANGE
+from worker.github import WEBHOOKS_EXCHANGE as GITHUB_WEBHOOKS_EXCHANGE
 from worker.hgmo import EXCHANGE as HGPUSH_EXCHANGE
 from worker.taskcluster import EXCHANGE as TASK_COMPLETED_EXCHANGE
 
@@ -20,9 +22,9 @@ def rabbitmqctl(*args):
 
 
 def declare_upstream_exchanges(url):
-    """What hg.mozilla.org and Taskcluster own on the real Pulse."""
+    """What hg.mozilla.org, Taskcluster and GitHub's republishers own on the real Pulse."""
     with Connection(url) as connection:
-        for name in (HGPUSH_EXCHANGE, TASK_COMPLETED_EXCHANGE):
+        for name in (HGPUSH_EXCHANGE, TASK_COMPLETED_EXCHANGE, GITHUB_WEBHOOKS_EXCHANGE, TASKCLUSTER_GITHUB_EXCHANGE):
             Exchange(name, type="topic", durable=True)(connection.default_channel).declare()
 
 

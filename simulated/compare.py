@@ -218,3 +218,25 @@ def publish_world(hgmo, kinds, reference_name="l10n/gecko-strings", forest="l10n
     output = compare_kinds(kinds)
     results = {code: {"summary": output["summary"][code], "details": locale_details(output, code)} for code in kinds}
     return revisions, results
+
+
+def publish_github_world(github, kinds, source="mozilla-l10n/firefox-l10n-source", l10n="mozilla-l10n/firefox-l10n"):
+    """As publish_world(), the way Firefox's strings live since 2024: the reference (with its
+    configurations in ``_configs/``) in one GitHub repository, every locale in a top-level folder of
+    another. Commits to the default branch of each (creating them if needed), one commit for all
+    the locales. Returns ({code: {path: revision}}, {code: {"summary": ..., "details": ...}})."""
+    for name in (source, l10n):
+        if not github.git_dir(name).is_dir():
+            github.create_repo(name)
+    reference = github.commit(source, REFERENCE, message="Update en-US")
+    files = {f"{code}/{path}": content for code, kind in kinds.items() for path, content in LOCALE_KINDS[kind].items()}
+    locales = github.commit(l10n, files, message=f"Update {', '.join(sorted(kinds))}")
+    revisions = {code: {f"/{source}/": reference, f"/{l10n}/": locales} for code in kinds}
+    output = compare_kinds(kinds)
+    results = {code: {"summary": output["summary"][code], "details": locale_details(output, code)} for code in kinds}
+    return revisions, results
+
+
+def github_source_url(github, full_name, revision, path=CONFIG_PATH):
+    """A task's ``metadata.source`` for a file of a GitHub repository: GitHub's blob URL."""
+    return f"{github.html_url(full_name)}/blob/{revision}/{path}"

@@ -1,11 +1,15 @@
 """The README's first command: consume-pulse on the embedded broker, fed by a simulated world.
 
-Builds upstream repositories in a simulated hg.mozilla.org and compare-locales
-tasks (with the real compare-locales) in a simulated Taskcluster Queue,
-publishes what hg.mozilla.org and Taskcluster would publish, in their exact
-formats, to kombu's in-process broker, runs ``consume-pulse`` until the
-queues are idle, and prints what it stored, skipped and dead-lettered. The
-data stays in the SQLite database under VAR_DIR for inspection.
+Builds upstream repositories in a simulated hg.mozilla.org and a simulated
+GitHub, and compare-locales tasks (with the real compare-locales) in a
+simulated Taskcluster Queue, publishes what hg.mozilla.org, GitHub's
+republisher and Taskcluster would publish, in their exact formats, to kombu's
+in-process broker, runs ``consume-pulse`` until the queues are idle, and
+prints what it stored, skipped and dead-lettered. The GitHub part is where
+Firefox's strings live since 2024: a monorepo of locales and the en-US
+source, tracked with ``track``; after the first run, a force push and a
+comparison naming it arrive, and ``consume-pulse`` runs again. The data
+stays in the SQLite database under VAR_DIR for inspection.
 
     VAR_DIR=var/demo python -m simulated.demo
 """
@@ -17,6 +21,10 @@ import sys
 from collections import Counter
 
 DEMO_LOCALES = {"de": "partial", "fr": "complete", "ja-JP-mac": "error", "es-ES": "obsolete"}
+GITHUB_LOCALES = {"de": "partial", "it": "complete"}
+GITHUB_L10N = "mozilla-l10n/firefox-l10n"
+GITHUB_SOURCE = "mozilla-l10n/firefox-l10n-source"
+ITALIAN_MENU = b"open = Apri\nsave = Salva { $name }\n"
 
 
 class OutcomeCounter(logging.Handler):
@@ -90,6 +98,88 @@ def build_world(hgmo, queue):
     return messages
 
 
+class GitHubStory:
+    """The GitHub part of the demo: a monorepo of locales and the en-US source, tracked; pushes in
+    both formats, a [ci skip] push (no Taskcluster message), a push to another branch and a
+    comparison naming them; then, after the worker has stored all that, a force push rewriting the
+    last commit, and its comparison arriving before the push."""
+
+    def __init__(self, github, queue):
+        self.github = github
+        self.queue = queue
+        self.results = None
+        self.reference = self.german = self.typo = None
+
+    def first(self):
+        from life.repositories import track
+        from simulated import compare
+
+        github = self.github
+        revisions, _ = compare.publish_github_world(github, GITHUB_LOCALES)
+        self.reference = revisions["de"][f"/{GITHUB_SOURCE}/"]
+        for name in (GITHUB_SOURCE, GITHUB_L10N):
+            track(github.repo_url(name))
+        base = github.tip(GITHUB_L10N)
+        complete = {f"de/{path}": content for path, content in compare.LOCALE_KINDS["complete"].items()}
+        self.german = github.commit(GITHUB_L10N, complete, message="de: complete", author="Anna <anna@example.com>")
+        messages = self.push(base, self.german)
+        self.typo = github.commit(GITHUB_L10N, {"it/browser/menu.ftl": ITALIAN_MENU},
+                                  message="it: fix a typo [ci skip]", author="Luca <luca@example.com>")
+        messages += self.push(self.german, self.typo, pusher=("flod", "flod@example.com"))
+        side = github.commit(GITHUB_L10N, {"README.md": b"Experiments\n"}, branch="experiment", parents=[self.typo])
+        messages += self.push("0" * 40, side, ref="refs/heads/experiment")
+        output = compare.compare_kinds({code: "complete" for code in GITHUB_LOCALES})
+        self.results = {code: {"summary": output["summary"][code], "details": compare.locale_details(output, code)}
+                        for code in GITHUB_LOCALES}
+        return messages + [self.task(self.typo)]
+
+    def force_push(self):
+        """The [ci skip] commit rewritten on top of its parent and force-pushed."""
+        amended = self.github.commit(GITHUB_L10N, {"it/browser/menu.ftl": ITALIAN_MENU}, message="it: fix a typo",
+                                     author="Luca <luca@example.com>", parents=[self.german])
+        return [self.task(amended), *self.push(self.typo, amended)]
+
+    def task(self, l10n_revision):
+        """A compare-locales task named as real ones are: elmo.json without a repository, the task's
+        metadata.source the configuration's URL on GitHub."""
+        from simulated import compare
+
+        revisions = {code: {f"/{GITHUB_SOURCE}/": self.reference, f"/{GITHUB_L10N}/": l10n_revision}
+                     for code in GITHUB_LOCALES}
+        document = compare.elmo_document(self.results, revisions=revisions, drop_repository=True)
+        task_id = self.queue.add_task(source=compare.github_source_url(self.github, GITHUB_SOURCE, self.reference))
+        self.queue.add_artifact(task_id, 0, "public/elmo.json", document)
+        for code, result in self.results.items():
+            self.queue.add_artifact(task_id, 0, compare.artifact_name(code), result["details"])
+        return ("task", None, self.queue.task_completed_message(task_id))
+
+    def push(self, before, after, pusher=("mozilla-pontoon", "pontoon@example.com"), ref="refs/heads/main"):
+        """What GitHub's republisher and Taskcluster publish for one push (Taskcluster: not for [ci skip])."""
+        from simulated.github import push_payload, taskcluster_github_message, webhook_message
+
+        payload = push_payload(self.github, GITHUB_L10N, before, after, pusher=pusher, ref=ref)
+        messages = [("webhook", *webhook_message(payload))]
+        taskcluster = taskcluster_github_message(payload)
+        if taskcluster is not None:
+            messages.append(("taskcluster-github", *taskcluster))
+        return messages
+
+
+def publish(connection, messages):
+    from simulated import pulse
+    from simulated.github import publish_taskcluster_github, publish_webhook
+
+    for kind, routing_key, body in messages:
+        if kind == "hg":
+            pulse.publish_hgpush(connection, routing_key, body)
+        elif kind == "webhook":
+            publish_webhook(connection, routing_key, body)
+        elif kind == "taskcluster-github":
+            publish_taskcluster_github(connection, routing_key, body)
+        else:
+            pulse.publish_task_completed(connection, *body)
+
+
 def run_demo(var_dir):
     """Build the world under ``var_dir``, publish it, run consume-pulse until idle; returns the report."""
     from django.conf import settings
@@ -98,7 +188,7 @@ def run_demo(var_dir):
     from kombu import Connection
 
     from settings.pulse import EMBEDDED_BROKER
-    from simulated import pulse
+    from simulated.github import SimulatedGitHub
     from simulated.hgmo import SimulatedHgmo
     from simulated.taskcluster import SimulatedQueue
     from worker import topology
@@ -111,23 +201,27 @@ def run_demo(var_dir):
     try:
         with (
             SimulatedHgmo(var_dir / "upstream") as hgmo,
+            SimulatedGitHub(var_dir / "github") as github,
             SimulatedQueue() as queue,
             # The demo always runs on the embedded broker, whatever the environment says.
             override_settings(TASKCLUSTER_ROOT_URL=queue.root_url, PULSE_URL=EMBEDDED_BROKER, PULSE_USER="local",
                               TASKCLUSTER_EXTRA_SOURCES=()),
         ):
             broker = brokers(settings)[0]
+            story = GitHubStory(github, queue)
             with Connection(broker.url) as connection:
                 topology.declare(connection.default_channel, broker, sources(broker, KnownRepositories(ttl=0)))
-                messages = build_world(hgmo, queue)
-                for kind, routing_key, body in messages:
-                    if kind == "hg":
-                        pulse.publish_hgpush(connection, routing_key, body)
-                    else:
-                        pulse.publish_task_completed(connection, *body)
+                messages = build_world(hgmo, queue) + story.first()
+                publish(connection, messages)
             print(f"published {len(messages)} messages on the embedded broker; running consume-pulse",
                   file=sys.stderr)
-            call_command("consume-pulse", idle_exit=2)
+            call_command("consume-pulse", idle_exit=1)
+            with Connection(broker.url) as connection:
+                messages = story.force_push()
+                publish(connection, messages)
+            print(f"force-pushed {GITHUB_L10N}; published {len(messages)} messages; running consume-pulse again",
+                  file=sys.stderr)
+            call_command("consume-pulse", idle_exit=1)
     finally:
         logging.getLogger("worker").removeHandler(counter)
     return report(counter)
@@ -138,14 +232,20 @@ def report(counter):
     from life.models import NULL_REVISION, Changeset, Push, Repository
     from worker.models import DeadLetter
 
+    runs = {}
+    for active in Active.objects.select_related("tree", "locale", "run"):
+        runs.setdefault(active.tree.code, {})[active.locale.code] = active.run.completion
     return {
         "messages": dict(counter.outcomes),
         "repositories": Repository.objects.count(),
+        "git_repositories": Repository.objects.filter(kind=Repository.GIT).count(),
         "pushes": Push.objects.count(),
         "changesets": Changeset.objects.complete().exclude(revision=NULL_REVISION).count(),
         "placeholders_filled": counter.placeholders_filled,
         "placeholders_waiting": Changeset.objects.placeholders().count(),
-        "runs": {a.locale.code: a.run.completion for a in Active.objects.select_related("locale", "run")},
+        "runs": runs,
+        "github_pushes": [(p.push_id, p.user or "(unknown)", [c.description.split("\n")[0] for c in p.changesets.all()])
+                          for p in Push.objects.filter(repository__name=GITHUB_L10N).order_by("push_id")],
         "dead_letters": [f"{d.routing_key}: {d.error}" for d in DeadLetter.objects.order_by("created")],
     }
 
@@ -156,8 +256,13 @@ def print_report(result, database):
     print(f"stored: {result['repositories']} repositories, {result['pushes']} pushes, "
           f"{result['changesets']} changesets ({result['placeholders_filled']} placeholders filled, "
           f"{result['placeholders_waiting']} still waiting for their push)")
-    print("compare-locales, active run per locale: "
-          + ", ".join(f"{code} {completion}%" for code, completion in sorted(result["runs"].items())))
+    for tree, completions in sorted(result["runs"].items()):
+        print(f"compare-locales, active run per locale of {tree}: "
+              + ", ".join(f"{code} {completion}%" for code, completion in sorted(completions.items())))
+    print(f"{GITHUB_L10N} on GitHub ({result['git_repositories']} git repositories tracked):")
+    for push_id, user, descriptions in result["github_pushes"]:
+        shown = ", ".join(descriptions[:3]) + (f" and {len(descriptions) - 3} more" if len(descriptions) > 3 else "")
+        print(f"  push {push_id} by {user}: {shown}")
     for letter in result["dead_letters"]:
         print(f"dead letter: {letter}")
     print(f"\nThe data stays in {database}: .venv/bin/python manage.py dbshell (with VAR_DIR=var/demo),")

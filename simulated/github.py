@@ -37,13 +37,19 @@ from pathlib import Path
 
 from kombu import Exchange, Producer
 
+if __name__ == "__main__":  # run as a command (below): the worker's modules need Django set up
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings")
+    django.setup()
+
+from worker.github import TASKCLUSTER_GITHUB_EXCHANGE
+from worker.github import WEBHOOKS_EXCHANGE as GITHUB_WEBHOOKS_EXCHANGE
+
 from .httpserver import SimulatedService, serve_from_command_line
 
 NULL = "0" * 40
 FAULTS = (None, "error", "hang")
-# Where these are published on Pulse; they move to worker.config once the worker consumes them.
-GITHUB_WEBHOOKS_EXCHANGE = "exchange/github-webhooks/v1"
-TASKCLUSTER_GITHUB_EXCHANGE = "exchange/taskcluster-github/v1/push"
 # GitHub documents 20 for timeline events and 2048 for webhook deliveries; the smaller cap keeps
 # consumers honest (commits[] is never the whole push) with pushes of ordinary size.
 PAYLOAD_COMMITS = 20
@@ -756,7 +762,8 @@ def publish_taskcluster_github(connection, routing_key, body):
 
 
 def main():
-    serve_from_command_line(SimulatedGitHub, "python -m simulated.github", __doc__.split("\n\n")[0], "directory holding <owner>/<repo>.git")
+    serve_from_command_line(SimulatedGitHub, "python -m simulated.github", __doc__.split("\n\n")[0],
+                            "directory holding <owner>/<repo>.git")
 
 
 if __name__ == "__main__":

@@ -102,6 +102,13 @@ def test_dockerfile_runs_the_pinned_worker_as_a_non_root_user_with_a_health_chec
     assert not any(re.search(r"pip install [^.-]*[a-z]+\s*$", line) for line in instructions)
 
 
+def test_dockerfile_installs_a_pinned_git():
+    """git reads the GitHub repositories; like every dependency, its version is pinned (--diff-merges needs 2.31)."""
+    text = (PROJECT / "Dockerfile").read_text()
+    match = re.search(r"apt-get install [^\n]*\bgit=1:(\d+)\.(\d+)\.\d+-\S+", text)
+    assert match and (int(match.group(1)), int(match.group(2))) >= (2, 31)
+
+
 def test_consume_pulse_refuses_a_database_without_its_tables(tmp_path):
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}", "PULSE_URL": "memory://"}
     result = subprocess.run([sys.executable, "manage.py", "consume-pulse", "--idle-exit", "1"], cwd=PROJECT, env=env,

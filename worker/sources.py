@@ -4,15 +4,15 @@ A source is one upstream exchange feeding one of the worker's queues on a
 broker: the routing keys bound, how a delivery is parsed (pure: bytes in,
 typed message or PermanentError out) and the handler that does the work.
 Each source's parsing and handling live side by side in a module of their
-own (``hgmo.py``, ``taskcluster.py``); adding a kind of message is adding
-a module and a row here.
+own (``hgmo.py``, ``taskcluster.py``, ``github.py``); adding a kind of
+message is adding a module and a row here.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from . import hgmo, taskcluster
+from . import github, hgmo, taskcluster
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,14 @@ def sources(broker, known_repositories):
         partial(taskcluster.parse, root_url=broker.task_root_url),
         taskcluster.handle,
     ))
+    if broker.main:
+        # GitHub pushes in both formats, one handler (and one cache of known repositories) for both.
+        # A routing key word cannot match part of "<owner>/<repo>/<event>": bind everything.
+        pushes = github.GitHubPushHandler(github.KnownGitHubRepositories(known_repositories.ttl))
+        table.append(Source("github-webhooks", "github-webhooks", github.WEBHOOKS_EXCHANGE, ("#",),
+                            github.parse_webhook, pushes))
+        table.append(Source("taskcluster-github", "taskcluster-github", github.TASKCLUSTER_GITHUB_EXCHANGE,
+                            ("primary.#",), github.parse_taskcluster_github, pushes))
     return tuple(table)
 
 

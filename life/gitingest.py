@@ -1,0 +1,245 @@
+"""Recording the pushes of a git repository's tracked branch as Changesets and Pushes.
+
+git keeps no pushlog, so the worker writes its own: a push is what the
+tracked branch gained that this repository has not stored yet, read from the
+local clone right after fetching from the configured URL:
+
+    git log <target> ^<stored revision>   minus commits already stored for this repository
+
+``SyncState.stored_revision`` is the branch's commit up to which everything is
+stored; excluding it keeps each read as small as the push. Subtracting what
+is stored makes every case the same: a force push stores what it added, a
+re-created branch takes what is not stored yet, and duplicate, late or
+out-of-order deliveries store nothing twice.
+
+Changesets are written in bounded batches (one transaction each, under the
+repository's row lock); the Push and every link to the repository come last,
+in one transaction, so "linked to the repository" always means "in a stored
+push" and an interrupted import resumes where it stopped. The clone is under
+its file lock throughout.
+
+A message names the pusher and the push time; they are used only when the
+push the message announces is what gets stored (its ``after`` is on the
+branch). Anything else — the backfill, an initial import, a push overtaken by
+a force push — is recorded as one push by an unknown pusher at the fetch time.
+"""
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from django.db import transaction
+from django.utils import timezone as django_timezone
+
+from plumbing.errors import PermanentError, TransientError
+
+from . import clones, git, store, sync
+from .models import NULL_REVISION, Push, Repository, SyncState
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_PUSHER = ""
+
+
+@dataclass
+class GitIngestResult:
+    pushes: int = 0
+    changesets: int = 0
+    placeholders_filled: int = 0
+    git_seconds: float = 0.0
+    detail: str = ""  # why nothing was stored, when nothing was
+
+    def add(self, other):
+        self.pushes += other.pushes
+        self.changesets += other.changesets
+        self.placeholders_filled += other.placeholders_filled
+
+
+@dataclass(frozen=True)
+class Step:
+    """Store the tracked branch up to ``target`` as one push by ``user`` at ``date``."""
+
+    target: str
+    user: str
+    date: datetime
+
+
+# --- entry points -----------------------------------------------------------------
+
+
+def ingest_push(repository, after, before=None, pusher=UNKNOWN_PUSHER, pushed_at=None):
+    """A push notification for the tracked branch that moved it from ``before`` to ``after``.
+
+    Nothing is fetched when ``after`` is already stored. What came before
+    ``before`` and was never stored (a lost notification) becomes a push of its
+    own by an unknown pusher, so the announced push holds only what it added.
+    """
+    with _recording_failures(repository):
+        if _is_stored(repository, after):
+            return _unchanged(repository, "push already stored")
+        with clones.clone_lock(repository):
+            if _is_stored(repository, after):  # a parallel worker stored it while we waited
+                return _unchanged(repository, "push already stored")
+            fetched = git.update_clone(repository)
+            now = django_timezone.now()
+            if fetched.tip is None:
+                return GitIngestResult(git_seconds=fetched.seconds,
+                                       detail=f"branch {repository.branch} no longer exists upstream")
+            if git.is_ancestor(fetched.directory, after, fetched.tip):
+                steps = []
+                if (before and before != NULL_REVISION and git.is_ancestor(fetched.directory, before, after)
+                        and not _is_stored(repository, before)):
+                    steps.append(Step(before, UNKNOWN_PUSHER, now))
+                steps.append(Step(after, pusher, _from_epoch(pushed_at) if pushed_at is not None else now))
+            else:
+                # Overtaken by a force push: the branch as it is now is what there is to store.
+                log.info("%s: %s is no longer on %s; storing the branch at %s", repository.name, after,
+                         repository.branch, fetched.tip)
+                steps = [Step(fetched.tip, UNKNOWN_PUSHER, now)]
+            result = _store_steps(repository, fetched.directory, steps)
+    result.git_seconds = fetched.seconds
+    return result
+
+
+def catch_up(repository, session=None):
+    """The backfill: one request when the tracked branch has not moved; else fetch and store what
+    is new as one push by an unknown pusher."""
+    with _recording_failures(repository):
+        tip = git.advertisement(repository.url, session).branch(repository.branch)
+        if tip is None:
+            raise PermanentError(f"{repository.name}: upstream has no branch {repository.branch!r}")
+        if tip == _stored_revision(repository):
+            return _unchanged(repository, "up to date")
+        return _import(repository)
+
+
+def import_history(repository, reclone=False, progress=None):
+    """Fetch (or clone, or clone again) and store what the tracked branch has that is not stored:
+    for a new repository its whole history, as one push. ``progress(done, total)`` counts commits."""
+    with _recording_failures(repository):
+        return _import(repository, reclone=reclone, progress=progress)
+
+
+def _import(repository, reclone=False, progress=None):
+    with clones.clone_lock(repository):
+        fetched = git.update_clone(repository, reclone=reclone)
+        if fetched.tip is None:
+            raise PermanentError(f"{repository.name}: upstream has no branch {repository.branch!r}")
+        step = Step(fetched.tip, UNKNOWN_PUSHER, django_timezone.now())
+        result = _store_steps(repository, fetched.directory, [step], progress)
+    result.git_seconds = fetched.seconds
+    return result
+
+
+# --- storing ----------------------------------------------------------------------
+
+
+def _store_steps(repository, directory, steps, progress=None):
+    result = GitIngestResult()
+    for step in steps:
+        result.add(_store_up_to(repository, directory, step, progress))
+    if not result.pushes:
+        result.detail = "nothing new on the branch"
+    return result
+
+
+def _store_up_to(repository, directory, step, progress=None):
+    """Store what reaches ``step.target`` and is not stored yet as one push; returns a GitIngestResult."""
+    stored_revision = _stored_revision(repository)
+    exclude = [stored_revision] if stored_revision else []
+    total = git.count_commits(directory, step.target, exclude) if progress else None
+    # A repository without pushes has nothing linked: its first import needs no lookups.
+    has_pushes = Push.objects.filter(repository=repository).exists()
+    result = GitIngestResult()
+    new_ids = []
+    done = 0
+    commits = git.read_commits(directory, step.target, exclude)
+    with contextlib.closing(commits):
+        for batch in _batches(commits, store.CHUNK):
+            records = _not_stored(repository, batch) if has_pushes else batch
+            if records:
+                with transaction.atomic():
+                    _locked(repository)
+                    stored = store.store_changesets(records)
+                new_ids += [stored.ids[record.revision] for record in records]
+                result.changesets += stored.created
+                result.placeholders_filled += stored.filled
+            done += len(batch)
+            if progress:
+                progress(done, total)
+    with transaction.atomic():
+        locked = _locked(repository)
+        push_id = locked.last_push_id()
+        if new_ids:
+            push_id += 1
+            _store_push(locked, push_id, step, new_ids)
+            result.pushes = 1
+        sync.record_success(locked, push_id, push_id)
+        SyncState.objects.filter(repository=locked).update(stored_revision=step.target)
+    if new_ids:
+        log.info("%s: push %d, %d commits up to %s", repository.name, push_id, len(new_ids), step.target)
+    return result
+
+
+def _store_push(repository, push_id, step, changeset_ids):
+    push = Push.objects.create(repository=repository, push_id=push_id, user=step.user[:255], push_date=step.date)
+    PushLink = Push.changesets.through
+    PushLink.objects.bulk_create([PushLink(push_id=push.pk, changeset_id=pk) for pk in changeset_ids],
+                                 ignore_conflicts=True, batch_size=store.chunk_size(2))
+    store.link_repository(repository, changeset_ids)
+
+
+def _batches(items, size):
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _not_stored(repository, records):
+    """Those of ``records`` not in a stored push of ``repository`` (for git: not linked to it)."""
+    Link = Repository.changesets.through
+    linked = set()
+    for chunk in store.chunked([record.revision for record in records], store.chunk_size()):
+        linked.update(Link.objects.filter(repository_id=repository.pk, changeset__revision__in=chunk)
+                      .values_list("changeset__revision", flat=True))
+    return [record for record in records if record.revision not in linked]
+
+
+def _is_stored(repository, revision):
+    return Repository.changesets.through.objects.filter(repository_id=repository.pk,
+                                                        changeset__revision=revision).exists()
+
+
+def _stored_revision(repository):
+    return SyncState.objects.filter(repository=repository).values_list("stored_revision", flat=True).first() or ""
+
+
+def _locked(repository):
+    return Repository.objects.select_for_update().get(pk=repository.pk)
+
+
+def _unchanged(repository, detail):
+    with transaction.atomic():
+        last = _locked(repository).last_push_id()
+        sync.record_success(repository, last, last)
+    return GitIngestResult(detail=detail)
+
+
+def _from_epoch(seconds):
+    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
+@contextlib.contextmanager
+def _recording_failures(repository):
+    """Record an ingestion's failure in SyncState (its own transaction), then let it propagate."""
+    try:
+        yield
+    except (TransientError, PermanentError) as error:
+        sync.record_failure(repository, error)
+        raise
