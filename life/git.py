@@ -6,8 +6,9 @@ image): every network operation is a subprocess with a hard timeout, like
 are read by ONE streaming ``git log`` per request, however many commits it
 covers, parsed here as it arrives; nothing runs a process per commit.
 
-A clone is a bare repository in ``<REPOSITORY_BASE>/<name>/.git``, made in a
-temporary directory and renamed into place. The tracked branch is fetched
+A clone is a bare repository in ``<REPOSITORY_BASE>/<name>/.git``, built beside
+the old one (if any) and swapped in once complete, as Mercurial clones are
+(``life.storage``). The tracked branch is fetched
 from the repository's configured URL with an explicit refspec; nothing a
 message says is ever fetched.
 
@@ -34,7 +35,7 @@ from plumbing.http import get_bytes, http_session
 from plumbing.names import is_revision
 from plumbing.text import storable
 
-from . import clones
+from . import clones, storage
 from .models import NULL_REVISION
 from .records import ChangesetRecord
 
@@ -49,14 +50,19 @@ _ENVIRONMENT = {
     "SSH_ASKPASS": "",
     "LC_ALL": "C",
 }
-# Only http(s) remotes, however a URL got into the database; no credential helper either.
+# Only http(s) remotes, however a URL got into the database; no credential helper; no redirect at
+# all (git cannot keep one within an origin): a repository that moved is tracked again by its new URL.
 _SAFE_CONFIG = ("-c", "protocol.allow=never", "-c", "protocol.https.allow=always", "-c", "protocol.http.allow=always",
-                "-c", "credential.helper=")
+                "-c", "credential.helper=", "-c", "http.followRedirects=false")
+# git dies with the worker (util-linux's setpriv sets PR_SET_PDEATHSIG, then runs git): an orphaned
+# fetch would go on writing a staging directory with no timeout.
+_DIES_WITH_PARENT = ("setpriv", "--pdeathsig", "KILL", "--") if shutil.which("setpriv") else ()
 # Written into every clone: background maintenance would outlive the timeout of the command that
 # started it; a collection still runs (in the foreground) when a fetch finds too many loose objects.
 _CLONE_CONFIG = {"gc.autoDetach": "false", "maintenance.autoDetach": "false"}
 _READ_CHUNK = 1 << 20
 _REMOTE_REF_MISSING = "couldn't find remote ref"
+_REDIRECTED = re.compile(r"returned error: 30[12378]\b")
 _BRANCH_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{")
 
 
@@ -101,7 +107,8 @@ def run_git(directory, args, what, input=None):
     git runs in a session of its own, so a timeout ends the helpers it started too (``git fetch``
     runs ``git-remote-http`` and ``index-pack``), not only git itself.
     """
-    command = ["git", *_SAFE_CONFIG, f"--git-dir={directory}", *args] if directory else ["git", *_SAFE_CONFIG, *args]
+    git = [*_DIES_WITH_PARENT, "git", *_SAFE_CONFIG]
+    command = [*git, f"--git-dir={directory}", *args] if directory else [*git, *args]
     try:
         process = subprocess.Popen(command, env=_environment(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, start_new_session=True)
@@ -119,7 +126,11 @@ def run_git(directory, args, what, input=None):
             raise
     if process.returncode != 0:
         lines = stderr.decode("utf-8", "replace").strip().splitlines()
-        raise GitFailed(f"{what} failed: {lines[-1] if lines else f'exit {process.returncode}'}", process.returncode)
+        reason = lines[-1] if lines else f"exit {process.returncode}"
+        if _REDIRECTED.search(reason):
+            raise PermanentError(f"{what} failed: {reason}: a redirect, which git does not follow here (if the "
+                                 "repository moved, track it by its new URL)")
+        raise GitFailed(f"{what} failed: {reason}", process.returncode)
     return stdout
 
 
@@ -175,8 +186,9 @@ class Fetched:
 def update_clone(repository, reclone=False):
     """Clone on first use (or when asked, or when the clone is unusable), fetch afterwards.
 
-    A new clone is a bare repository made in a temporary directory under
-    REPOSITORY_BASE and renamed into place, so no reader ever sees half of one.
+    The caller holds ``clones.clone_lock(repository)``. A new clone is built
+    beside the old one and swapped in once complete: no reader ever sees half
+    of one, and a failed clone leaves the old one in place.
     """
     started = time.monotonic()
     validate_branch_name(repository.branch)
@@ -193,25 +205,16 @@ def update_clone(repository, reclone=False):
 
 
 def _clone(repository, directory, url, ref):
-    base = clones.repository_base()
-    staging_root = base / ".staging"
-    staging_root.mkdir(parents=True, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix="git-", dir=staging_root)
-    try:
-        fresh = os.path.join(staging, ".git")
-        tip = _first_fetch(fresh, url, repository.branch, ref)
+    """A new bare clone, built beside the old one (if any) and swapped in once complete (``life.storage``)."""
+    with storage.staging(clones.lock_key(repository), directory.parent, directory.name) as staged:
+        fresh = staged.work / directory.name
+        tip = _first_fetch(str(fresh), url, repository.branch, ref)
         if tip is None:
             return None  # upstream has no such branch: nothing worth keeping
         for key, value in _CLONE_CONFIG.items():
             run_git(fresh, ["config", key, value], "git config")
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        if directory.exists():
-            # Swapped with the old one (which is removed with the staging directory).
-            os.rename(directory, os.path.join(staging, "old"))
-        os.rename(fresh, directory)
+        staged.swap_in()
         return tip
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _first_fetch(fresh, url, branch, ref):

@@ -49,7 +49,7 @@ from worker.github import WEBHOOKS_EXCHANGE as GITHUB_WEBHOOKS_EXCHANGE
 from .httpserver import SimulatedService, serve_from_command_line
 
 NULL = "0" * 40
-FAULTS = (None, "error", "hang")
+FAULTS = (None, "error", "hang", "redirect")
 # GitHub documents 20 for timeline events and 2048 for webhook deliveries; the smaller cap keeps
 # consumers honest (commits[] is never the whole push) with pushes of ordinary size.
 PAYLOAD_COMMITS = 20
@@ -151,6 +151,7 @@ class SimulatedGitHub(SimulatedService):
         self._requests = Counter()  # full name (None: no repository) -> requests
         self._lock = threading.Lock()
         self._fault = (None, None)
+        self._redirect_to = None
 
     @property
     def url(self):
@@ -168,12 +169,16 @@ class SimulatedGitHub(SimulatedService):
         with self._lock:
             return self._requests[full_name]
 
-    def set_fault(self, mode, full_name=None):
+    def set_fault(self, mode, full_name=None, redirect_to=None):
         """Fail every request (or only those for repository ``full_name``) from now on:
-        "error" answers 500, "hang" answers only after ``hang_seconds``; None clears."""
+        "error" answers 500, "hang" answers only after ``hang_seconds``, "redirect" answers 302 to
+        ``redirect_to`` followed by the request's path and query; None clears."""
         if mode not in FAULTS:
             raise ValueError(f"unknown fault {mode!r}")
+        if (mode == "redirect") != (redirect_to is not None):
+            raise ValueError("redirect_to goes with the redirect fault, and only with it")
         self._fault = (mode, full_name)
+        self._redirect_to = redirect_to
 
     def __call__(self, environ, start_response):
         full_name, service_path = _split_path(environ.get("PATH_INFO", "/"))
@@ -187,6 +192,11 @@ class SimulatedGitHub(SimulatedService):
             return _text(start_response, "503 Service Unavailable", "simulated github.com stopped\n")
         if mode == "error":
             return _text(start_response, "500 Internal Server Error", "simulated failure\n")
+        if mode == "redirect":
+            query = environ.get("QUERY_STRING", "")
+            location = self._redirect_to + environ.get("PATH_INFO", "/").lstrip("/") + (f"?{query}" if query else "")
+            start_response("302 Found", [("Location", location), ("Content-Length", "0")])
+            return [b""]
         if full_name is None or not self.git_dir(full_name).is_dir():
             return _text(start_response, "404 Not Found", "Repository not found.\n")
         if _is_push(service_path, environ.get("QUERY_STRING", "")):

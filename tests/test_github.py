@@ -21,9 +21,11 @@ from l10n.elmo import parse_elmo
 from l10n.ingest import ingest_task
 from l10n.models import Run
 from l10n.store import config_repository
+from life import clones, git
 from life.backfill import backfill
 from life.git import parse_advertisement
 from life.models import NULL_REVISION, Changeset, Forest, Push, Repository, SyncState, Tree
+from life.repositories import catch_up
 from plumbing.errors import PermanentError
 from simulated import compare
 from simulated.github import (
@@ -170,6 +172,45 @@ def test_reprocess_and_reclone_a_git_repository(github):
         (1, "", 30), (2, "", 1)]
     assert pushes(repository)[1][2] == {tip}
     assert Changeset.objects.filter(repositories=repository).count() == 31
+
+
+def snapshot(directory):
+    """Every file of a clone, with its bytes: what a reader of the shared storage sees."""
+    return {str(path.relative_to(directory)): path.read_bytes() for path in sorted(directory.rglob("*"))
+            if path.is_file()}
+
+
+@pytest.mark.django_db
+def test_a_failed_reclone_leaves_the_git_clone_in_place(github):
+    github.create_repo(L10N)
+    github.build_history(L10N, 5, locales=["de"])
+    repository = track(github, L10N)
+    clone = clones.clone_path(repository) / ".git"
+    before = snapshot(clone)
+    github.set_fault("error", L10N)
+
+    with pytest.raises(CommandError, match="500"):
+        call_command("reprocess-repo", L10N, "--reclone")
+
+    assert snapshot(clone) == before
+    assert not any((clones.repository_base() / ".staging").iterdir())
+
+
+@pytest.mark.django_db
+def test_git_follows_no_redirect_and_never_contacts_its_target(github, tmp_path):
+    github.create_repo(L10N)
+    github.build_history(L10N, 2, locales=["de"])
+    with SimulatedGitHub(tmp_path / "elsewhere") as elsewhere:
+        elsewhere.create_repo(L10N)
+        repository = Repository.objects.create(name=L10N, url=github.repo_url(L10N), kind="git", branch="main")
+        github.set_fault("redirect", L10N, redirect_to=elsewhere.url)
+
+        with pytest.raises(PermanentError, match="redirect to .* refused"):
+            catch_up(repository)  # the remote tip, asked over HTTP
+        with pytest.raises(PermanentError, match="redirect"), clones.clone_lock(repository):
+            git.update_clone(repository)  # git itself
+
+        assert elsewhere.requests_seen == 0
 
 
 # --- notifications through the real broker and worker ---------------------------------
