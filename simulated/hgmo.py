@@ -20,7 +20,9 @@ refused connections are ``stop()`` and a later ``start(port=same_port)``.
 
 import argparse
 import functools
+import itertools
 import json
+import random
 import re
 import secrets
 import threading
@@ -93,6 +95,7 @@ class SimulatedHgmo(SimulatedService):
         self.root.mkdir(parents=True, exist_ok=True)
         self.hang_seconds = 60.0
         self.requests_seen = 0
+        self.hg_requests_seen = 0  # those for Mercurial (clone, pull), not for json-pushes
         self._fault = (None, None)
         self._pushlog_lock = threading.Lock()
         self._pushlogs = {}  # name -> (file signature, pushes)
@@ -117,6 +120,7 @@ class SimulatedHgmo(SimulatedService):
         self.requests_seen += 1
         path = environ.get("PATH_INFO", "/").rstrip("/")
         json_pushes = path.endswith("/json-pushes")
+        self.hg_requests_seen += not json_pushes
         name = path[1 : -len("/json-pushes")] if json_pushes else self._repo_of(path)
         mode, only = self._fault
         if only is not None and only != name:
@@ -206,9 +210,10 @@ class SimulatedHgmo(SimulatedService):
         return node, self.push(name)
 
     def build_linear_history(self, name, count, files_per_changeset=3, merges_every=None, pushes=1):
-        """Append ``count`` changesets to ``name`` in one transaction and record them as ``pushes``
-        pushes of about equal size. With ``merges_every=N``, every Nth changeset merges a one-changeset
-        side branch forked from the parent of the tip. Returns the new nodes in order."""
+        """Append ``count`` changesets to ``name`` in one transaction and record them as pushes:
+        ``pushes`` is a number of pushes of about equal size, or the size of each push in order
+        (see ``reference_push_sizes``). With ``merges_every=N``, every Nth changeset merges a
+        one-changeset side branch forked from the parent of the tip. Returns the new nodes in order."""
         repo = self._open(name).unfiltered()
         nodes = []
         started = int(time.time()) - count
@@ -237,8 +242,14 @@ class SimulatedHgmo(SimulatedService):
                 del repo.file
         with self._pushlog_lock:
             new = self._unpushed(name)
-            size = len(new) / max(1, pushes)
-            chunks = [new[round(k * size) : round((k + 1) * size)] for k in range(max(1, pushes))]
+            if isinstance(pushes, int):
+                size = len(new) / max(1, pushes)
+                chunks = [new[round(k * size) : round((k + 1) * size)] for k in range(max(1, pushes))]
+            else:
+                if sum(pushes) != len(new):
+                    raise ValueError(f"push sizes add up to {sum(pushes)}, not {len(new)}")
+                ends = list(itertools.accumulate(pushes))
+                chunks = [new[end - size : end] for size, end in zip(pushes, ends, strict=True)]
             self._append_pushes(name, [chunk for chunk in chunks if chunk], "pusher@example.com", None)
         return nodes
 
@@ -280,6 +291,21 @@ class SimulatedHgmo(SimulatedService):
             log.writelines(json.dumps(push) + "\n" for push in pushes[-len(chunks) :])
         self._pushlogs[name] = (_signature(path), pushes)
         return [push["id"] for push in pushes[-len(chunks) :]]
+
+
+def reference_push_sizes(changesets, pushes, seed=0):
+    """Push sizes shaped like a real localization repository's: about one push in a hundred holds
+    a few dozen changesets, the others one or two (so ``pushes`` must be at least about half of
+    ``changesets``). The same arguments give the same sizes."""
+    rng = random.Random(seed)
+    sizes = [rng.randint(12, 48) for _ in range(pushes // 100)]
+    small = pushes - len(sizes)
+    doubles = changesets - sum(sizes) - small
+    if not 0 <= doubles <= small:
+        raise ValueError(f"{changesets} changesets do not make {pushes} pushes of one or two, with a few dozens")
+    sizes += [2] * doubles + [1] * (small - doubles)
+    rng.shuffle(sizes)
+    return sizes
 
 
 def _signature(path):
