@@ -81,7 +81,9 @@ def ids_by(model, field, values):
     ids = dict(model.objects.filter(**{f"{field}__in": values}).values_list(field, "id"))
     missing = values - ids.keys()
     if missing:
-        insert_rows(model, [field], [(value,) for value in sorted(missing)])
+        # Few rows of any model: instances fill in its other fields' defaults.
+        rows = [model(**{field: value}) for value in sorted(missing)]
+        model.objects.bulk_create(rows, ignore_conflicts=True, batch_size=chunk_size(len(model._meta.concrete_fields)))
         ids.update(model.objects.filter(**{f"{field}__in": missing}).values_list(field, "id"))
     return ids
 

@@ -205,6 +205,12 @@ class SimulatedHgmo(SimulatedService):
         with self._pushlog_lock:
             return self._append_pushes(name, [self._unpushed(name)], user, date)[0]
 
+    def record_push(self, name, changesets, user="pusher@example.com", date=None):
+        """Record a push of exactly ``changesets``, ``user`` and ``date``, even what a real pushlog
+        could never hold (tests of what upstream cannot legally produce); returns its push id."""
+        with self._pushlog_lock:
+            return self._append_pushes(name, [list(changesets)], user, date)[0]
+
     def commit_and_push(self, name, files, **commit_options):
         node = self.commit(name, files, **commit_options)
         return node, self.push(name)
@@ -284,7 +290,7 @@ class SimulatedHgmo(SimulatedService):
             raise ValueError(f"nothing new to push in {name}")
         pushes = list(self._pushes(name))
         for changesets in chunks:
-            pushes.append({"id": len(pushes) + 1, "date": int(time.time() if date is None else date),
+            pushes.append({"id": len(pushes) + 1, "date": int(time.time()) if date is None else date,
                            "user": user, "changesets": changesets})
         path = self._pushlog_path(name)
         with path.open("a", encoding="utf-8") as log:
