@@ -44,7 +44,7 @@ class Changelog:
     def revisions(self):
         """Every revision of the clone as 40 hex, parents before children (the index alone: cheap)."""
         changelog = self._changelog
-        return [hex(changelog.node(rev)).decode() for rev in changelog]
+        return (hex(changelog.node(rev)).decode() for rev in changelog)
 
     def read(self, revisions):
         """ChangesetRecords for ``revisions`` (40-hex strings), in the given order.

@@ -287,10 +287,12 @@ def _records_one_ahead(reader, changelog, work):
 
 def _store_unlinked_changesets(repository, changelog, result):
     """Store the clone's changesets that are not stored complete and linked to ``repository``."""
-    sound = store.sound_revisions(repository)
-    missing = [revision for revision in changelog.revisions() if revision not in sound]
-    for chunk in store.chunked(missing, CHANGESETS_PER_TRANSACTION):
-        records = changelog.read(chunk)
+    for revisions in store.chunked(changelog.revisions(), store.chunk_size()):
+        sound = store.sound_revisions(repository, revisions)
+        missing = [revision for revision in revisions if revision not in sound]
+        if not missing:
+            continue
+        records = changelog.read(missing)
         with transaction.atomic():
             _locked(repository)
             stored = store.store_changesets(records)

@@ -8,6 +8,7 @@ overlapping rows never wait on each other in a cycle. The number of queries
 depends on the number of chunks, not on the number of changesets.
 """
 
+import itertools
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -28,9 +29,10 @@ def chunk_size(params_per_row=1):
 
 
 def chunked(items, size):
-    items = list(items)
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+    """Lists of up to ``size`` items of ``items`` (any iterable, read as it goes)."""
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
 
 
 def insert_rows(model, fields, rows):
@@ -308,7 +310,9 @@ def stored_pushes(repository, first_id, last_id):
     }
 
 
-def sound_revisions(repository):
-    """The revisions of the changesets linked to ``repository`` that are complete (not placeholders)."""
-    links = Repository.changesets.through.objects.filter(repository=repository, changeset__placeholder=False)
+def sound_revisions(repository, revisions):
+    """Those of ``revisions`` (few) stored complete (not placeholders) and linked to ``repository``."""
+    links = Repository.changesets.through.objects.filter(
+        repository=repository, changeset__placeholder=False, changeset__revision__in=revisions
+    )
     return set(links.values_list("changeset__revision", flat=True))
