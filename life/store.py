@@ -35,7 +35,7 @@ def chunked(items, size):
         yield chunk
 
 
-def insert_rows(model, fields, rows):
+def insert_rows(model, fields, rows, returning=None):
     """INSERT ``rows`` (tuples of database-ready values for ``fields``), ignoring rows whose unique key exists.
 
     Thousands of rows per statement, as ``bulk_create(ignore_conflicts=True)``
@@ -43,9 +43,13 @@ def insert_rows(model, fields, rows):
     hundred thousand rows, and the instances were most of its time. On
     PostgreSQL the rows travel as one array per column (``unnest``): two
     parameters to parse instead of ten thousand.
+
+    With ``returning`` (field names), returns their values for the rows
+    actually inserted, or None where the database cannot tell (the caller
+    then looks them up).
     """
     if not rows:
-        return
+        return []
     ops = connection.ops
     columns = [model._meta.get_field(name) for name in fields]
     head = (
@@ -53,17 +57,27 @@ def insert_rows(model, fields, rows):
         f"({', '.join(ops.quote_name(column.column) for column in columns)})"
     )
     tail = ops.on_conflict_suffix_sql(fields, OnConflict.IGNORE, None, None)
+    returns = returning and connection.features.can_return_rows_from_bulk_insert
+    if returns:
+        tail += " RETURNING " + ", ".join(ops.quote_name(model._meta.get_field(name).column) for name in returning)
+    inserted = []
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            arrays = ", ".join(f"%s::{column.db_type(connection)}[]" for column in columns)
-            for chunk in chunked(rows, CHUNK):
-                by_column = [list(values) for values in zip(*chunk, strict=True)]
-                cursor.execute(f"{head} SELECT * FROM unnest({arrays}) {tail}", by_column)
-        else:
-            row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-            for chunk in chunked(rows, chunk_size(len(fields))):
-                values = [value for row in chunk for value in row]
-                cursor.execute(f"{head} VALUES {', '.join([row] * len(chunk))} {tail}", values)
+        for sql, values in _insert_statements(head, tail, columns, rows):
+            cursor.execute(sql, values)
+            if returns:
+                inserted += cursor.fetchall()
+    return inserted if returns else None
+
+
+def _insert_statements(head, tail, columns, rows):
+    if connection.vendor == "postgresql":
+        arrays = ", ".join(f"%s::{column.db_type(connection)}[]" for column in columns)
+        for chunk in chunked(rows, CHUNK):
+            yield f"{head} SELECT * FROM unnest({arrays}) {tail}", [list(values) for values in zip(*chunk, strict=True)]
+    else:
+        row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+        for chunk in chunked(rows, chunk_size(len(columns))):
+            yield f"{head} VALUES {', '.join([row] * len(chunk))} {tail}", [value for row in chunk for value in row]
 
 
 def changeset_rows(revisions):
@@ -156,8 +170,12 @@ def store_changesets(records):
         rows = [(r.revision, r.user, r.description, branches[r.branch], False) for r in new]
         # The null revision is never a placeholder: there is nothing to fill in.
         rows += [(p, "", "", None, p != NULL_REVISION) for p in sorted(parent_revisions - known.keys())]
-        insert_rows(Changeset, ["revision", "user", "description", "branch", "placeholder"], rows)
-        known.update(changeset_rows([row[0] for row in rows]))
+        fields = ["revision", "user", "description", "branch", "placeholder"]
+        placeholders = {revision for revision, *_, placeholder in rows if placeholder}
+        for revision, pk in insert_rows(Changeset, fields, rows, returning=["revision", "id"]) or ():
+            known[revision] = (pk, revision in placeholders)
+        # Those a parallel worker inserted first, or all where the database does not say what it inserted.
+        known.update(changeset_rows([row[0] for row in rows if row[0] not in known]))
 
     # Placeholders found, or created meanwhile by a comparison, get their data now.
     to_fill = [r for r in by_revision.values() if known[r.revision][1]]
