@@ -85,8 +85,8 @@ class SyncStateAdmin(ReadOnlyAdmin):
     """Failing repositories first, then the stalest."""
 
     list_display = ("repository", "last_synced", "stored_push_id", "upstream_push_id", "stored_revision", "failures",
-                    "next_attempt", "last_error")
+                    "next_attempt", "last_error", "last_rejection")
     list_filter = ("failures",)
-    search_fields = ("repository__name", "last_error")
+    search_fields = ("repository__name", "last_error", "last_rejection")
     list_select_related = ("repository",)
     ordering = ("-failures", F("last_synced").asc(nulls_first=True))

@@ -5,9 +5,10 @@ expired or was deleted loses notifications. For each known, non-archived
 repository this asks json-pushes for ``lastpushid`` (one cheap request; for a
 git repository, the ref advertisement's tip of the tracked branch) and
 ingests what is missing through the same code the worker uses (same locks,
-idempotent). Repositories that waited longest go first; one that keeps
-failing is backed off (see ``sync.next_attempt``) so it cannot starve the
-others.
+idempotent). Repositories tried longest ago go first, so one that just
+failed goes after the others; one that keeps failing is backed off (see
+``sync.next_attempt``). A failure of any kind is recorded for its repository
+and the run goes on: one broken repository cannot starve the others.
 """
 
 import logging
@@ -22,6 +23,7 @@ from plumbing.errors import PermanentError, TransientError
 from .models import Repository
 from .pushlog import PushlogClient
 from .repositories import catch_up
+from .sync import describe
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +53,16 @@ class BackfillReport:
 
 
 def due_repositories(names=None):
-    """Known, non-archived repositories, those that waited longest first; backed-off ones left out."""
+    """Known, non-archived repositories, those tried longest ago first; backed-off ones left out."""
     now = timezone.now()
     repositories = Repository.objects.active().select_related("sync_state")
     if names:
         repositories = repositories.filter(name__in=names)
     due = repositories.filter(Q(sync_state__isnull=True) | Q(sync_state__next_attempt__isnull=True)
                               | Q(sync_state__next_attempt__lte=now))
-    ordered = due.order_by(F("sync_state__last_synced").asc(nulls_first=True), "name")
+    ordered = due.order_by(
+        F("sync_state__last_attempt").asc(nulls_first=True), F("sync_state__last_synced").asc(nulls_first=True), "name"
+    )
     return list(ordered), repositories.count() - due.count()
 
 
@@ -71,15 +75,23 @@ def backfill(limit=None, names=None, client=None, on_outcome=None):
     for repository in repositories[:limit]:
         try:
             result = catch_up(repository, client=client)
-        except (TransientError, PermanentError) as error:
-            outcome = RepositoryOutcome(repository.name, "failed", str(error))
+        except Exception as error:  # recorded in its SyncState already; the others still get their turn
+            if not isinstance(error, (TransientError, PermanentError)):
+                log.exception("backfill of %s failed", repository.name)
+            outcome = RepositoryOutcome(repository.name, "failed", describe(error))
         else:
-            if result.pushes:
-                outcome = RepositoryOutcome(repository.name, "caught up", f"{result.pushes} pushes, {result.changesets} changesets")
-            else:
-                outcome = RepositoryOutcome(repository.name, "up to date")
+            outcome = _success(repository, result)
         report.outcomes.append(outcome)
         if on_outcome:
             on_outcome(outcome)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _success(repository, result):
+    details = []
+    if result.pushes:
+        details.append(f"{result.pushes} pushes, {result.changesets} changesets")
+    if result.rejected:
+        details.append(f"{len(result.rejected)} pushes rejected, e.g. {result.rejected[0]}")
+    return RepositoryOutcome(repository.name, "caught up" if result.pushes else "up to date", "; ".join(details))

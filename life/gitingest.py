@@ -49,6 +49,7 @@ class GitIngestResult:
     placeholders_filled: int = 0
     git_seconds: float = 0.0
     detail: str = ""  # why nothing was stored, when nothing was
+    rejected: tuple = ()  # as IngestResult's; git history holds nothing upstream could not produce
 
     def add(self, other):
         self.pushes += other.pushes

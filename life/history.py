@@ -1,10 +1,12 @@
 """Reading changeset metadata from a local clone, many changesets at a time.
 
 This reads the changelog in-process with Mercurial's library: one open of
-the repository serves any number of changesets, with no per-changeset
-process and no template rendering. Only local, already pulled data is read
+the repository serves a whole import, with no per-changeset process and no
+template rendering. Only local, already pulled data is read
 here; network operations live in ``clones``.
 """
+
+import contextlib
 
 from mercurial import error as hgerror
 from mercurial import hg
@@ -33,32 +35,40 @@ def open_repository(path):
         raise TransientError(f"cannot open clone {path}: {_text(error.args[0] if error.args else b'')}") from None
 
 
-def read_changesets(path, revisions):
-    """ChangesetRecords for ``revisions`` (40-hex strings), in the given order.
+class Changelog:
+    """A clone's changelog, opened once for any number of reads (see ``open_changelog``)."""
 
-    A revision the clone does not have is a permanent error: the clone was
-    pulled after the pushlog was read, so upstream lied to us.
-    """
-    repo = open_repository(path)
-    try:
-        changelog = repo.changelog
-        missing = [revision for revision in revisions if not changelog.hasnode(bin(revision))]
+    def __init__(self, repo):
+        self._changelog = repo.changelog
+
+    def revisions(self):
+        """Every revision of the clone as 40 hex, parents before children (the index alone: cheap)."""
+        changelog = self._changelog
+        return (hex(changelog.node(rev)).decode() for rev in changelog)
+
+    def read(self, revisions):
+        """ChangesetRecords for ``revisions`` (40-hex strings), in the given order.
+
+        A revision the clone does not have is a permanent error: the clone was
+        pulled after the pushlog named it, so upstream lied to us.
+        """
+        changelog = self._changelog
+        nodes = [bin(revision) for revision in revisions]
+        missing = [revision for revision, node in zip(revisions, nodes, strict=True) if not changelog.hasnode(node)]
         if missing:
             raise PermanentError(
                 f"{len(missing)} changeset(s) listed upstream are not in the clone after pulling, "
                 f"e.g. {missing[0]}"
             )
-        return [_record(changelog, bin(revision)) for revision in revisions]
-    finally:
-        repo.close()
+        return [_record(changelog, node) for node in nodes]
 
 
-def read_all_changesets(path):
-    """Every changeset of the clone, parents before children."""
+@contextlib.contextmanager
+def open_changelog(path):
+    """The Changelog of the clone at ``path``, for the duration of the block."""
     repo = open_repository(path)
     try:
-        changelog = repo.changelog
-        return [_record(changelog, changelog.node(rev)) for rev in changelog]
+        yield Changelog(repo)
     finally:
         repo.close()
 

@@ -85,19 +85,31 @@ class Repository(models.Model):
         return self.pushes.aggregate(last=models.Max("push_id"))["last"] or 0
 
 
+def text_digest(text):
+    """A unique key for text of any length: exact bytes, whatever the database's collation."""
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def path_digest(path):
+    """The key that carries File uniqueness."""
+    return text_digest(path)
+
+
 class Branch(models.Model):
-    name = models.CharField(max_length=255, unique=True)
+    """A Mercurial branch name: any length, as Mercurial allows; ``name_hash`` carries uniqueness."""
+
+    name = models.TextField()
+    name_hash = models.CharField(max_length=64, unique=True, editable=False)
 
     class Meta:
         verbose_name_plural = "branches"
 
+    def save(self, *args, **kwargs):
+        self.name_hash = text_digest(self.name)
+        super().save(*args, **kwargs)
+
     def __str__(self):
         return self.name
-
-
-def path_digest(path):
-    """The key that carries File uniqueness: exact bytes, any length, any collation."""
-    return hashlib.sha256(path.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 class File(models.Model):
@@ -158,7 +170,7 @@ class Changeset(models.Model):
 class Push(models.Model):
     repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="pushes")
     push_id = models.PositiveIntegerField()
-    user = models.CharField(max_length=255)
+    user = models.TextField()
     push_date = models.DateTimeField(db_index=True)
     changesets = models.ManyToManyField(Changeset, related_name="pushes")
 
@@ -205,6 +217,9 @@ class SyncState(models.Model):
     last_synced = models.DateTimeField(null=True, blank=True, help_text="when it was last brought up to date")
     upstream_push_id = models.PositiveIntegerField(default=0, help_text="newest push id seen upstream")
     stored_push_id = models.PositiveIntegerField(default=0, help_text="newest push id stored")
+    last_rejection = models.TextField(
+        blank=True, default="", help_text="the last pushes upstream lists that cannot be stored, and why"
+    )
     last_attempt = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
     failures = models.PositiveIntegerField(default=0, help_text="consecutive failures")

@@ -2,23 +2,70 @@
 
 ``parse_pushlog`` is pure: a decoded JSON value in, a PushlogPage or a
 PermanentError out. ``PushlogClient`` does the HTTP.
+
+Two kinds of bad answers are told apart. An answer that is garbage as a
+whole (not an object, no ``lastpushid``, push ids that are not numbers or lie
+outside the asked range) cannot be trusted at all: PermanentError. One push
+that upstream could not legally have produced (a user with a NUL, a date
+outside years 1-9999, malformed changesets, an id too large to store) is
+rejected alone: the page carries it as a RejectedPush and the other pushes
+are stored as usual.
 """
 
 import re
+from datetime import datetime, timezone
 
 from plumbing.errors import PermanentError
 from plumbing.http import get_json, http_session
 from plumbing.names import is_revision
 from plumbing.urls import SameOrigin
 
-from .records import PushlogPage, PushRecord
+from .records import PushlogPage, PushRecord, RejectedPush
 
 # str.isdigit() would accept "²" and other digits int() refuses.
 _PUSH_ID = re.compile(r"[0-9]{1,10}")
+# What Push.push_id holds on every supported database (a signed 32-bit column on PostgreSQL).
+MAX_PUSH_ID = 2**31 - 1
+# What every supported database and Python's datetime can hold: years 1 to 9999, UTC.
+_EARLIEST = int(datetime(1, 1, 1, tzinfo=timezone.utc).timestamp())
+_LATEST = int(datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp())
 
 
 def _is_count(value):
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_text(value):
+    """A string every database stores exactly: no NUL, no lone surrogate (JSON can carry both)."""
+    if not isinstance(value, str) or "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def push_problem(push_id, push):
+    """Why the push ``push_id`` of a json-pushes answer cannot be stored, or None."""
+    if push_id > MAX_PUSH_ID:
+        return f"has an id beyond {MAX_PUSH_ID}, the largest one stored"
+    if not isinstance(push, dict):
+        return "is not a JSON object"
+    changesets, user, date = push.get("changesets"), push.get("user"), push.get("date")
+    if not isinstance(changesets, list) or not all(is_revision(c) for c in changesets):
+        return "has malformed changesets"
+    if not isinstance(user, str):
+        return "has no user"
+    if "\x00" in user:
+        return "has a user with a NUL character"
+    if not _is_text(user):
+        return "has a user that is not valid Unicode"
+    if not isinstance(date, int) or isinstance(date, bool):
+        return "has a malformed date"
+    if not _EARLIEST <= date <= _LATEST:
+        return f"has a date ({date}) outside years 1 to 9999"
+    return None
 
 
 def parse_pushlog(data, start_id=0, end_id=None):
@@ -35,21 +82,21 @@ def parse_pushlog(data, start_id=0, end_id=None):
         raise PermanentError("json-pushes answer has no valid 'lastpushid'")
     if not isinstance(pushes, dict):
         raise PermanentError("json-pushes answer has no 'pushes' object")
-    records = []
+    records, rejected = [], []
     for key, push in pushes.items():
-        if not _PUSH_ID.fullmatch(key) or not isinstance(push, dict):
-            raise PermanentError(f"json-pushes push {key[:20]!r} is malformed")
+        if not _PUSH_ID.fullmatch(key):
+            raise PermanentError(f"json-pushes push id {key[:20]!r} is malformed")
         push_id = int(key)
         if push_id <= start_id or (end_id is not None and push_id > end_id):
             raise PermanentError(f"json-pushes returned push {push_id} outside ({start_id}, {end_id}]")
-        changesets, user, date = push.get("changesets"), push.get("user"), push.get("date")
-        if not isinstance(changesets, list) or not all(is_revision(c) for c in changesets):
-            raise PermanentError(f"json-pushes push {push_id} has malformed changesets")
-        if not isinstance(user, str) or not _is_count(date):
-            raise PermanentError(f"json-pushes push {push_id} has a malformed user or date")
-        records.append(PushRecord(push_id, user[:255], date, tuple(changesets)))
+        problem = push_problem(push_id, push)
+        if problem:
+            rejected.append(RejectedPush(push_id, problem))
+        else:
+            records.append(PushRecord(push_id, push["user"], push["date"], tuple(push["changesets"])))
     records.sort(key=lambda record: record.push_id)
-    return PushlogPage(last_push_id, tuple(records))
+    rejected.sort(key=lambda rejection: rejection.push_id)
+    return PushlogPage(last_push_id, tuple(records), tuple(rejected))
 
 
 class PushlogClient:
@@ -71,5 +118,6 @@ class PushlogClient:
         return self.fetch(repository_url, 0, 0).last_push_id
 
     def pages(self, repository_url, after, up_to, page_size):
+        """The pushes with ``after < id <= up_to``, ``page_size`` push ids per request."""
         for start in range(after, up_to, page_size):
             yield self.fetch(repository_url, start, min(start + page_size, up_to))

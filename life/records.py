@@ -23,6 +23,18 @@ class PushRecord:
 
 
 @dataclass(frozen=True)
+class RejectedPush:
+    """A push upstream lists but could not legally have produced: never stored, and why."""
+
+    push_id: int
+    reason: str  # what is wrong with it, e.g. "has a user with a NUL character"
+
+    def __str__(self):
+        return f"upstream push {self.push_id} {self.reason}"
+
+
+@dataclass(frozen=True)
 class PushlogPage:
     last_push_id: int
     pushes: tuple[PushRecord, ...]
+    rejected: tuple[RejectedPush, ...] = ()

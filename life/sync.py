@@ -5,11 +5,15 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from plumbing.errors import PermanentError, TransientError
+from plumbing.text import storable
+
 from .models import SyncState
 
 FAILURES_BEFORE_BACKOFF = 5
 BACKOFF_BASE = timedelta(minutes=1)
 BACKOFF_CAP = timedelta(hours=6)
+ERROR_LENGTH = 2000
 
 
 def next_attempt(failures, now):
@@ -23,8 +27,13 @@ def next_attempt(failures, now):
     return now + min(BACKOFF_BASE * 2 ** (failures - FAILURES_BEFORE_BACKOFF), BACKOFF_CAP)
 
 
-def record_success(repository, stored_push_id, upstream_push_id):
-    """Call inside the transaction that stored the data (one UPDATE, the common case)."""
+def record_success(repository, stored_push_id, upstream_push_id, rejected=()):
+    """Call inside the transaction that stored the data (one UPDATE, the common case).
+
+    ``rejected``: RejectedPushes met on the way; they replace the last ones
+    recorded, and do not count as failures: the repository syncs fine, upstream
+    holds a push that cannot be stored.
+    """
     now = timezone.now()
     fields = {
         "last_synced": now,
@@ -35,8 +44,17 @@ def record_success(repository, stored_push_id, upstream_push_id):
         "last_error": "",
         "next_attempt": None,
     }
+    if rejected:
+        fields["last_rejection"] = storable("; ".join(str(rejection) for rejection in rejected)[:ERROR_LENGTH])
     if not SyncState.objects.filter(repository=repository).update(**fields):
         SyncState.objects.get_or_create(repository=repository, defaults=fields)
+
+
+def describe(error):
+    """An error as an operator reads it: the classified ones speak for themselves, others name their type."""
+    if isinstance(error, (TransientError, PermanentError)):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
 
 
 def record_failure(repository, error):
@@ -46,7 +64,18 @@ def record_failure(repository, error):
         state, _ = SyncState.objects.select_for_update().get_or_create(repository=repository)
         state.failures += 1
         state.last_attempt = now
-        state.last_error = str(error)[:2000]
+        state.last_error = storable(describe(error)[:ERROR_LENGTH])
         state.next_attempt = next_attempt(state.failures, now)
         state.save()
     return state
+
+
+def record_attempt(repository):
+    """An attempt that neither succeeded nor failed (upstream was not ready): only its time.
+
+    The backfill takes the repositories tried longest ago first; without this, one
+    that is never ready would come first in every run.
+    """
+    now = timezone.now()
+    if not SyncState.objects.filter(repository=repository).update(last_attempt=now):
+        SyncState.objects.get_or_create(repository=repository, defaults={"last_attempt": now})

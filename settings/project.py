@@ -130,8 +130,8 @@ HG_BINARY = env.executable("HG_BINARY", None)
 HTTP_TIMEOUT = env.seconds("HTTP_TIMEOUT", 30.0, minimum=0.1)
 # Seconds a clone or pull may take before it counts as a (transient) failure.
 HG_TIMEOUT = env.seconds("HG_TIMEOUT", 900.0, minimum=1)
-# Pushes read from json-pushes, and stored, per transaction.
-PUSHLOG_PAGE_SIZE = env.integer("PUSHLOG_PAGE_SIZE", 200, minimum=1, maximum=100_000)
+# Pushes per json-pushes request.
+PUSHLOG_PAGE_SIZE = env.integer("PUSHLOG_PAGE_SIZE", 1000, minimum=1, maximum=100_000)
 # Seconds a message announcing a push upstream does not have yet (a lagging mirror) is retried.
 UPSTREAM_LAG_LIMIT = env.seconds("UPSTREAM_LAG_LIMIT", 600.0, minimum=0)
 # Seconds the worker trusts its list of known repositories before re-reading it.

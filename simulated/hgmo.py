@@ -24,7 +24,9 @@ hostile server would, to anywhere).
 """
 
 import functools
+import itertools
 import json
+import random
 import re
 import secrets
 import threading
@@ -98,6 +100,7 @@ class SimulatedHgmo(SimulatedService):
         self.root.mkdir(parents=True, exist_ok=True)
         self.hang_seconds = 60.0
         self.requests_seen = 0
+        self.hg_requests_seen = 0  # those for Mercurial (clone, pull), not for json-pushes
         self._fault = (None, None)
         self._redirect_to = None
         self._redirects = {}  # path prefix -> URL prefix
@@ -156,6 +159,7 @@ class SimulatedHgmo(SimulatedService):
         if redirected:
             return redirected
         json_pushes = path.endswith("/json-pushes")
+        self.hg_requests_seen += not json_pushes
         name = path[1 : -len("/json-pushes")] if json_pushes else self._repo_of(path)
         mode, only = self._fault
         if mirrored or (only is not None and only != name):
@@ -247,14 +251,21 @@ class SimulatedHgmo(SimulatedService):
         with self._pushlog_lock:
             return self._append_pushes(name, [self._unpushed(name)], user, date)[0]
 
+    def record_push(self, name, changesets, user="pusher@example.com", date=None):
+        """Record a push of exactly ``changesets``, ``user`` and ``date``, even what a real pushlog
+        could never hold (tests of what upstream cannot legally produce); returns its push id."""
+        with self._pushlog_lock:
+            return self._append_pushes(name, [list(changesets)], user, date)[0]
+
     def commit_and_push(self, name, files, **commit_options):
         node = self.commit(name, files, **commit_options)
         return node, self.push(name)
 
     def build_linear_history(self, name, count, files_per_changeset=3, merges_every=None, pushes=1):
-        """Append ``count`` changesets to ``name`` in one transaction and record them as ``pushes``
-        pushes of about equal size. With ``merges_every=N``, every Nth changeset merges a one-changeset
-        side branch forked from the parent of the tip. Returns the new nodes in order."""
+        """Append ``count`` changesets to ``name`` in one transaction and record them as pushes:
+        ``pushes`` is a number of pushes of about equal size, or the size of each push in order
+        (see ``reference_push_sizes``). With ``merges_every=N``, every Nth changeset merges a
+        one-changeset side branch forked from the parent of the tip. Returns the new nodes in order."""
         repo = self._open(name).unfiltered()
         nodes = []
         started = int(time.time()) - count
@@ -283,8 +294,14 @@ class SimulatedHgmo(SimulatedService):
                 del repo.file
         with self._pushlog_lock:
             new = self._unpushed(name)
-            size = len(new) / max(1, pushes)
-            chunks = [new[round(k * size) : round((k + 1) * size)] for k in range(max(1, pushes))]
+            if isinstance(pushes, int):
+                size = len(new) / max(1, pushes)
+                chunks = [new[round(k * size) : round((k + 1) * size)] for k in range(max(1, pushes))]
+            else:
+                if sum(pushes) != len(new):
+                    raise ValueError(f"push sizes add up to {sum(pushes)}, not {len(new)}")
+                ends = list(itertools.accumulate(pushes))
+                chunks = [new[end - size : end] for size, end in zip(pushes, ends, strict=True)]
             self._append_pushes(name, [chunk for chunk in chunks if chunk], "pusher@example.com", None)
         return nodes
 
@@ -319,13 +336,28 @@ class SimulatedHgmo(SimulatedService):
             raise ValueError(f"nothing new to push in {name}")
         pushes = list(self._pushes(name))
         for changesets in chunks:
-            pushes.append({"id": len(pushes) + 1, "date": int(time.time() if date is None else date),
+            pushes.append({"id": len(pushes) + 1, "date": int(time.time()) if date is None else date,
                            "user": user, "changesets": changesets})
         path = self._pushlog_path(name)
         with path.open("a", encoding="utf-8") as log:
             log.writelines(json.dumps(push) + "\n" for push in pushes[-len(chunks) :])
         self._pushlogs[name] = (_signature(path), pushes)
         return [push["id"] for push in pushes[-len(chunks) :]]
+
+
+def reference_push_sizes(changesets, pushes, seed=0):
+    """Push sizes shaped like a real localization repository's: about one push in a hundred holds
+    a few dozen changesets, the others one or two (so ``pushes`` must be at least about half of
+    ``changesets``). The same arguments give the same sizes."""
+    rng = random.Random(seed)
+    sizes = [rng.randint(12, 48) for _ in range(pushes // 100)]
+    small = pushes - len(sizes)
+    doubles = changesets - sum(sizes) - small
+    if not 0 <= doubles <= small:
+        raise ValueError(f"{changesets} changesets do not make {pushes} pushes of one or two, with a few dozens")
+    sizes += [2] * doubles + [1] * (small - doubles)
+    rng.shuffle(sizes)
+    return sizes
 
 
 def _signature(path):

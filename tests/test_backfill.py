@@ -62,7 +62,7 @@ def test_failing_repository_backs_off_without_starving_the_others(hgmo):
         hgmo.commit_and_push(healthy.name, {"a": str(attempt).encode()})
         hgmo.commit_and_push(sick.name, {"a": str(attempt).encode()})
         report = backfill()
-        # The sick one never synced, so it has waited longest and goes first; the other still gets its turn.
+        # The sick one was tried longest ago, so it goes first; the other still gets its turn.
         assert [(o.name, o.status) for o in report.outcomes] == [(sick.name, "failed"), (healthy.name, "caught up")]
         assert state(sick).failures == attempt
         assert "HTTP 500" in state(sick).last_error
@@ -77,6 +77,41 @@ def test_failing_repository_backs_off_without_starving_the_others(hgmo):
     assert {o.name: o.status for o in report.outcomes}[sick.name] == "caught up"
     assert Push.objects.filter(repository=sick).count() == FAILURES_BEFORE_BACKOFF
     assert (state(sick).failures, state(sick).last_error, state(sick).next_attempt) == (0, "", None)
+
+
+def block_clones_of(repository_base, forest):
+    """A file where the forest's clones must go: writing the clone fails as on a full disk."""
+    repository_base.mkdir(parents=True, exist_ok=True)
+    (repository_base / forest).write_text("not a directory")
+
+
+@pytest.mark.django_db
+def test_a_repository_failing_in_any_way_does_not_stop_the_run(hgmo, repository_base):
+    broken, fine, also_fine = make_repositories(hgmo, "a-forest/de", "b-forest/de", "b-forest/fr")
+    for repository in (broken, fine, also_fine):
+        hgmo.commit_and_push(repository.name, {"a.ftl": b"1"})
+    block_clones_of(repository_base, "a-forest")
+
+    report = backfill()
+
+    assert [(o.name, o.status) for o in report.outcomes] == [
+        (broken.name, "failed"), (fine.name, "caught up"), (also_fine.name, "caught up")]
+    assert "Error" in report.outcomes[0].detail
+    assert sorted(Push.objects.values_list("repository__name", flat=True)) == [fine.name, also_fine.name]
+    assert state(broken).failures == 1 and state(broken).last_error == report.outcomes[0].detail
+
+
+@pytest.mark.django_db
+def test_a_broken_repository_does_not_take_the_only_slot_every_run(hgmo, repository_base):
+    broken, fine, also_fine = make_repositories(hgmo, "a-forest/de", "b-forest/de", "b-forest/fr")
+    block_clones_of(repository_base, "a-forest")
+    tried = []
+    for _ in range(6):
+        for repository in (broken, fine, also_fine):
+            hgmo.commit_and_push(repository.name, {"a.ftl": str(len(tried)).encode()})
+        tried += [(o.name, o.status) for o in backfill(limit=1).outcomes]
+
+    assert tried == [(broken.name, "failed"), (fine.name, "caught up"), (also_fine.name, "caught up")] * 2
 
 
 @pytest.mark.django_db

@@ -56,3 +56,38 @@ def test_the_test_database_passes_the_character_set_check():
         with connection.cursor() as cursor:
             cursor.execute("SELECT @@character_set_database, @@collation_database")
             assert cursor.fetchone() == ("utf8mb4", "utf8mb4_bin")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_to_unbounded_branch_names_and_push_users_keeps_every_row():
+    from datetime import datetime, timezone
+
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    from life.models import Branch, Push, text_digest
+
+    before, after = [("life", "0003_sync_state")], [("life", "0004_unbounded_upstream_text")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    names = ["x" * 255, "Ünïcode 🦊", "A", "a", "GECKO_BRANCH"]
+    for name in names:
+        old.get_model("life", "Branch").objects.create(name=name)
+    repository = old.get_model("life", "Repository").objects.create(name="l10n-central/de", url="http://x/de/")
+    kept = list(old.get_model("life", "Branch").objects.values_list("name", flat=True))
+    date = datetime(2020, 5, 4, 12, tzinfo=timezone.utc)
+    old.get_model("life", "Push").objects.create(repository=repository, push_id=1, user="u" * 255, push_date=date)
+    try:
+        executor = MigrationExecutor(connection)
+        executor.migrate(after)
+
+        assert sorted(Branch.objects.values_list("name", "name_hash")) == sorted(
+            (name, text_digest(name)) for name in kept)
+        assert Push.objects.values_list("push_id", "user", "push_date").get() == (1, "u" * 255, date)
+        Branch.objects.create(name="y" * 10_000)
+        Branch.objects.create(name="a ")
+        assert Branch.objects.filter(name__in=["y" * 10_000, "a ", "a"]).count() == 3
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())

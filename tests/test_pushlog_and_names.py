@@ -34,17 +34,70 @@ def test_parse_pushlog_orders_pushes_and_keeps_dag_order():
         ({"lastpushid": -1, "pushes": {}}, "lastpushid"),
         ({"lastpushid": True, "pushes": {}}, "lastpushid"),
         ({"lastpushid": 3, "pushes": []}, "'pushes' object"),
-        ({"lastpushid": 3, "pushes": {"x": {}}}, "malformed"),
-        ({"lastpushid": 3, "pushes": {"1": {"changesets": ["abc"], "date": 1, "user": "u"}}}, "changesets"),
-        ({"lastpushid": 3, "pushes": {"1": {"changesets": [A.upper()], "date": 1, "user": "u"}}}, "changesets"),
-        ({"lastpushid": 3, "pushes": {"1": {"changesets": [A], "date": "now", "user": "u"}}}, "user or date"),
-        ({"lastpushid": 3, "pushes": {"1": {"changesets": [A], "date": 1, "user": None}}}, "user or date"),
+        ({"lastpushid": 3, "pushes": {"x": {}}}, "push id 'x' is malformed"),
+        ({"lastpushid": 3, "pushes": {"-1": {}}}, "push id '-1' is malformed"),
         ({"lastpushid": 9, "pushes": {"9": {"changesets": [A], "date": 1, "user": "u"}}}, "outside"),
+        ({"lastpushid": 9, "pushes": {"0": {"changesets": [A], "date": 1, "user": "u"}}}, "outside"),
     ],
 )
-def test_parse_pushlog_rejects_malformed_answers(data, reason):
+def test_a_page_that_is_garbage_as_a_whole_is_refused(data, reason):
     with pytest.raises(PermanentError, match=reason):
         parse_pushlog(data, 0, 3)
+
+
+GOOD = {"changesets": [A], "date": 1227196396, "user": "u@example.com"}
+YEAR_1, YEAR_9999 = -62135596800, 253402300799  # first and last second
+
+
+@pytest.mark.parametrize(
+    "push, reason",
+    [
+        (7, "is not a JSON object"),
+        ({**GOOD, "changesets": ["abc"]}, "malformed changesets"),
+        ({**GOOD, "changesets": [A.upper()]}, "malformed changesets"),
+        ({**GOOD, "changesets": A}, "malformed changesets"),
+        ({**GOOD, "user": None}, "has no user"),
+        ({**GOOD, "user": "a\x00b"}, "a user with a NUL character"),
+        ({**GOOD, "user": "lone \udc80 surrogate"}, "not valid Unicode"),
+        ({**GOOD, "date": "now"}, "malformed date"),
+        ({**GOOD, "date": 1.5}, "malformed date"),
+        ({**GOOD, "date": True}, "malformed date"),
+        ({**GOOD, "date": YEAR_1 - 1}, "outside years 1 to 9999"),
+        ({**GOOD, "date": YEAR_9999 + 1}, "outside years 1 to 9999"),
+        ({**GOOD, "date": 2**70}, "outside years 1 to 9999"),
+    ],
+)
+def test_a_push_upstream_cannot_produce_is_rejected_alone(push, reason):
+    data = {"lastpushid": 3, "pushes": {"1": GOOD, "2": push, "3": {**GOOD, "changesets": [B]}}}
+
+    page = parse_pushlog(data, 0, 3)
+
+    assert [p.push_id for p in page.pushes] == [1, 3]
+    assert [(r.push_id, r.reason) for r in page.rejected] == [(2, page.rejected[0].reason)]
+    assert reason in page.rejected[0].reason
+    assert str(page.rejected[0]).startswith("upstream push 2 ")
+
+
+def test_a_push_id_too_large_to_store_is_rejected_alone():
+    data = {"lastpushid": 2**31, "pushes": {"5": GOOD, str(2**31): GOOD}}
+
+    page = parse_pushlog(data, 0, None)
+
+    assert [p.push_id for p in page.pushes] == [5]
+    assert [r.push_id for r in page.rejected] == [2**31] and "beyond 2147483647" in page.rejected[0].reason
+
+
+def test_whatever_upstream_can_legally_produce_is_kept_whole():
+    user = "Zoë 🦊 " * 10_000 + "\n\t<control> \x7f"
+    data = {"lastpushid": 3, "pushes": {"1": {**GOOD, "user": user, "date": YEAR_1},
+                                        "2": {**GOOD, "user": "", "date": YEAR_9999},
+                                        "3": {**GOOD, "changesets": []}}}
+
+    page = parse_pushlog(data, 0, 3)
+
+    assert page.rejected == ()
+    assert [(p.user, p.date) for p in page.pushes[:2]] == [(user, YEAR_1), ("", YEAR_9999)]
+    assert page.pushes[2].changesets == ()
 
 
 @pytest.mark.parametrize("name", ["mozilla-central", "l10n-central/de", "releases/l10n/mozilla-beta/ja-JP-mac"])

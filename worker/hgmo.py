@@ -152,7 +152,7 @@ class HgPushHandler:
         if repository is None:
             return skipped("unknown repository")
         _check_announced_url(push.repo_url, repository.url, f"the known URL of {repository.name}")
-        result = ingest_pushes(repository, max(push.push_ids) if push.push_ids else None)
+        result = ingest_pushes(repository, max(push.push_ids, default=None), announced=push.push_ids)
         metrics.HG_SECONDS.observe(result.hg_seconds)
         if not result.pushes:
             return skipped("pushes already stored")

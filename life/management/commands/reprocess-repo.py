@@ -36,3 +36,5 @@ class Command(BaseCommand):
             f"{name}: {result.pushes} new pushes, {result.changesets} new changesets, "
             f"{result.placeholders_filled} placeholders filled"
         )
+        for rejection in result.rejected:
+            self.stdout.write(f"{name}: rejected: {rejection}")
