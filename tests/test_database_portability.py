@@ -67,7 +67,8 @@ def test_the_migration_to_unbounded_branch_names_and_push_users_keeps_every_row(
 
     from life.models import Branch, Push, text_digest
 
-    before, after = [("life", "0003_sync_state")], [("life", "0004_unbounded_upstream_text")]
+    before = [("life", "0004_repository_kind_branch_and_stored_revision")]
+    after = [("life", "0005_unbounded_upstream_text")]
     executor = MigrationExecutor(connection)
     executor.migrate(before)
     old = executor.loader.project_state(before).apps

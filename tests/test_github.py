@@ -79,8 +79,12 @@ def publish_both(connection, github, full_name, before, after, **options):
 
 
 def publish(broker_url, *messages):
-    """Publish (exchange kind, routing key, body) triples: kind "webhook" or "taskcluster"."""
-    with Connection(broker_url) as conn:
+    """Publish (exchange kind, routing key, body) triples: kind "webhook" or "taskcluster".
+
+    With publisher confirms: a message is in its queue when this returns (a large one could
+    otherwise still be on its way when the connection closes).
+    """
+    with Connection(broker_url, transport_options={"confirm_publish": True}) as conn:
         for kind, routing_key, body in messages:
             (publish_webhook if kind == "webhook" else publish_taskcluster_github)(conn, routing_key, body)
 
