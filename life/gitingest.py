@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from django.db import transaction
 from django.utils import timezone as django_timezone
 
-from plumbing.errors import PermanentError, TransientError
+from plumbing.errors import PermanentError
 
 from . import clones, git, store, sync
 from .models import NULL_REVISION, Push, Repository, SyncState
@@ -76,7 +76,7 @@ def ingest_push(repository, after, before=None, pusher=UNKNOWN_PUSHER, pushed_at
     ``before`` and was never stored (a lost notification) becomes a push of its
     own by an unknown pusher, so the announced push holds only what it added.
     """
-    with _recording_failures(repository):
+    with sync.recording_failures(repository):
         if _is_stored(repository, after):
             return _unchanged(repository, "push already stored")
         with clones.clone_lock(repository):
@@ -106,7 +106,7 @@ def ingest_push(repository, after, before=None, pusher=UNKNOWN_PUSHER, pushed_at
 def catch_up(repository, session=None):
     """The backfill: one request when the tracked branch has not moved; else fetch and store what
     is new as one push by an unknown pusher."""
-    with _recording_failures(repository):
+    with sync.recording_failures(repository):
         tip = git.advertisement(repository.url, session).branch(repository.branch)
         if tip is None:
             raise PermanentError(f"{repository.name}: upstream has no branch {repository.branch!r}")
@@ -118,7 +118,7 @@ def catch_up(repository, session=None):
 def import_history(repository, reclone=False, progress=None):
     """Fetch (or clone, or clone again) and store what the tracked branch has that is not stored:
     for a new repository its whole history, as one push. ``progress(done, total)`` counts commits."""
-    with _recording_failures(repository):
+    with sync.recording_failures(repository):
         return _import(repository, reclone=reclone, progress=progress)
 
 
@@ -184,10 +184,8 @@ def _store_up_to(repository, directory, step, progress=None):
 
 
 def _store_push(repository, push_id, step, changeset_ids):
-    push = Push.objects.create(repository=repository, push_id=push_id, user=step.user[:255], push_date=step.date)
-    PushLink = Push.changesets.through
-    PushLink.objects.bulk_create([PushLink(push_id=push.pk, changeset_id=pk) for pk in changeset_ids],
-                                 ignore_conflicts=True, batch_size=store.chunk_size(2))
+    push = Push.objects.create(repository=repository, push_id=push_id, user=step.user, push_date=step.date)
+    store.insert_rows(Push.changesets.through, ["push", "changeset"], [(push.pk, pk) for pk in changeset_ids])
     store.link_repository(repository, changeset_ids)
 
 
@@ -234,13 +232,3 @@ def _unchanged(repository, detail):
 
 def _from_epoch(seconds):
     return datetime.fromtimestamp(seconds, tz=timezone.utc)
-
-
-@contextlib.contextmanager
-def _recording_failures(repository):
-    """Record an ingestion's failure in SyncState (its own transaction), then let it propagate."""
-    try:
-        yield
-    except (TransientError, PermanentError) as error:
-        sync.record_failure(repository, error)
-        raise

@@ -16,7 +16,6 @@ Every ingestion records its outcome in the repository's SyncState: success
 in the transactions that store the data, any failure in its own transaction.
 """
 
-import contextlib
 import dataclasses
 import itertools
 import logging
@@ -50,6 +49,8 @@ class PushRejected(PermanentError):
     The repository's other pushes are stored and it keeps syncing; only the
     message fails. ``rejected`` holds the RejectedPushes, with their reasons.
     """
+
+    repository_is_fine = True  # the repository's other pushes are stored; only the message is wrong
 
     def __init__(self, rejected):
         self.rejected = tuple(rejected)
@@ -111,36 +112,6 @@ def _locked(repository):
     return Repository.objects.select_for_update().get(pk=repository.pk)
 
 
-@contextlib.contextmanager
-def _recording_failures(repository):
-    """Record an ingestion's failure in SyncState (in its own transaction), then let it propagate unchanged.
-
-    Every exception counts: upstream or the network failing, bad input, the
-    database refusing a value, a full disk, a bug. Two say nothing against
-    the repository and are not counted: upstream not having the announced
-    push yet (a lagging mirror), and a message's pushes that upstream holds
-    but cannot be stored (recorded as rejections along with the stored data).
-    """
-    try:
-        yield
-    except NotUpstreamYet:
-        _record_safely(sync.record_attempt, repository)
-        raise
-    except PushRejected:
-        raise
-    except Exception as error:
-        _record_safely(sync.record_failure, repository, error)
-        raise
-
-
-def _record_safely(record, repository, *args):
-    try:
-        record(repository, *args)
-    except Exception:
-        # The database may be what failed: the original error matters more than its record.
-        log.exception("cannot record the outcome of ingesting %s in its sync state", repository.name)
-
-
 def ingest_pushes(repository, target_push_id=None, *, announced=None, client=None, progress=None):
     """Store the pushes after the last stored one, up to ``target_push_id`` (default: upstream's newest).
 
@@ -157,7 +128,7 @@ def ingest_pushes(repository, target_push_id=None, *, announced=None, client=Non
     client = client or PushlogClient()
     if announced is None:
         announced = () if target_push_id is None else (target_push_id,)
-    with _recording_failures(repository):
+    with sync.recording_failures(repository):
         result = _ingest(repository, target_push_id, client, progress)
         rejected = _announced_rejections(repository, client, set(announced), result)
         if rejected:
@@ -355,7 +326,7 @@ def ingest_new_repository(forest, code):
     if created:
         log.info("new repository %s under forest %s", name, forest.name)
     result = IngestResult()
-    with _recording_failures(repository), clones.clone_lock(repository):
+    with sync.recording_failures(repository), clones.clone_lock(repository):
         path, result.hg_seconds = clones.update_clone(repository)
         with history.open_changelog(path) as changelog:
             _store_unlinked_changesets(repository, changelog, result)
@@ -375,7 +346,7 @@ def reprocess_repository(repository, reclone=False, progress=None, client=None):
     pushes are in the result, not raised.
     """
     client = client or PushlogClient()
-    with _recording_failures(repository):
+    with sync.recording_failures(repository):
         first, first_end, target, _ = _first_page(repository, client, 0, None)
         with clones.clone_lock(repository):
             pages = _pages(repository, client, first, first_end, 0, target)

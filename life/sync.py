@@ -1,14 +1,18 @@
 """Recording each ingestion's outcome in SyncState, and the back-off of failing repositories."""
 
+import contextlib
+import logging
 from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
-from plumbing.errors import PermanentError, TransientError
+from plumbing.errors import NotUpstreamYet, PermanentError, TransientError
 from plumbing.text import storable
 
 from .models import SyncState
+
+log = logging.getLogger(__name__)
 
 FAILURES_BEFORE_BACKOFF = 5
 BACKOFF_BASE = timedelta(minutes=1)
@@ -79,3 +83,33 @@ def record_attempt(repository):
     now = timezone.now()
     if not SyncState.objects.filter(repository=repository).update(last_attempt=now):
         SyncState.objects.get_or_create(repository=repository, defaults={"last_attempt": now})
+
+
+@contextlib.contextmanager
+def recording_failures(repository):
+    """Record an ingestion's failure in SyncState (in its own transaction), then let it propagate unchanged.
+
+    Every exception counts: upstream or the network failing, bad input, the
+    database refusing a value, a full disk, a bug. Two say nothing against the
+    repository and are not counted: upstream not having the announced push yet
+    (a lagging mirror: only the attempt's time is kept), and an error that says
+    so itself (``repository_is_fine``, such as a message's push that upstream
+    holds but cannot be stored).
+    """
+    try:
+        yield
+    except NotUpstreamYet:
+        _safely(record_attempt, repository)
+        raise
+    except Exception as error:
+        if not getattr(error, "repository_is_fine", False):
+            _safely(record_failure, repository, error)
+        raise
+
+
+def _safely(record, repository, *args):
+    try:
+        record(repository, *args)
+    except Exception:
+        # The database may be what failed: the original error matters more than its record.
+        log.exception("cannot record the outcome of ingesting %s in its sync state", repository.name)

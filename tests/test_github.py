@@ -217,6 +217,22 @@ def test_git_follows_no_redirect_and_never_contacts_its_target(github, tmp_path)
         assert elsewhere.requests_seen == 0
 
 
+@pytest.mark.django_db
+def test_any_failure_of_a_git_repository_is_recorded_in_its_sync_state(github, repository_base):
+    github.create_repo(L10N)
+    github.build_history(L10N, 3, locales=["de"])
+    repository = Repository.objects.create(name=L10N, url=github.repo_url(L10N), kind="git", branch="main")
+    repository_base.mkdir(parents=True, exist_ok=True)
+    (repository_base / "mozilla-l10n").write_text("a file where the clone's directory must go, as a full disk")
+
+    with pytest.raises(OSError):
+        catch_up(repository)
+
+    state = SyncState.objects.get(repository=repository)
+    assert state.failures == 1 and state.last_error.startswith(("FileExistsError", "NotADirectoryError"))
+    assert not Push.objects.filter(repository=repository).exists()
+
+
 # --- notifications through the real broker and worker ---------------------------------
 
 

@@ -16,7 +16,7 @@ def test_worker_killed_while_hg_clones_leaves_no_hg_running_and_no_staging(hgmo,
     node, _ = hgmo.commit_and_push(repo.name, {"a.ftl": b"a = A\n"})
     declare_queues()
     hgmo.hang_seconds = 120
-    hgmo.set_fault("hang", repo.name)
+    hgmo.set_fault("slow-pull", repo.name)  # json-pushes answers; the clone hangs in its transfer
     publish(broker_url, repo.name, push_message(hgmo, repo.name, 1))
 
     worker = WorkerProcess("--idle-exit", "60", log_path=tmp_path / "worker.log")
