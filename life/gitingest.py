@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from django.db import transaction
 from django.utils import timezone as django_timezone
 
+from plumbing.background import read_ahead
 from plumbing.errors import PermanentError
 
 from . import clones, git, store, sync
@@ -156,8 +157,9 @@ def _store_up_to(repository, directory, step, progress=None):
     new_ids = []
     done = 0
     commits = git.read_commits(directory, step.target, exclude)
-    with contextlib.closing(commits):
-        for batch in _batches(commits, store.CHUNK):
+    # The next batch is read from git log while this one is written.
+    with contextlib.closing(commits), read_ahead(_batches(commits, store.CHUNK), ahead=1, name="git-log") as batches:
+        for batch in batches:
             records = _not_stored(repository, batch) if has_pushes else batch
             if records:
                 with transaction.atomic():
