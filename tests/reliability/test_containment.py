@@ -175,6 +175,7 @@ def test_a_pull_longer_than_the_heartbeat_keeps_its_connection_and_is_acked_once
         assert queue_depth(broker_url, queue) == 0, queue
 
 
+@pytest.mark.exclusive  # counts tries in a time window
 def test_a_wrong_broker_password_is_one_line_a_try_with_back_off(broker_url, monkeypatch, settings, tmp_path):
     wrong = broker_url.replace("guest:guest@", "guest:wrong@")
     configure(monkeypatch, settings, PULSE_URL=wrong)

@@ -18,7 +18,9 @@ from simulated.harness import WorkerProcess, declare_queues, queue_depth, wait_u
 from simulated.taskcluster import SimulatedQueue
 from worker.models import DeadLetter
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+# They stop this machine's PostgreSQL and RabbitMQ, and bound how long a healthy repository waits:
+# they run alone (.ci/run), after the rest.
+pytestmark = [pytest.mark.slow, pytest.mark.exclusive, pytest.mark.django_db(transaction=True)]
 RETRY_DELAY = 1
 
 
