@@ -17,6 +17,7 @@ WORKDIR /app
 
 # git fetches and reads the GitHub repositories (a subprocess per fetch, with a timeout; one
 # streaming `git log` per import). Pinned like the Python dependencies: bookworm's package.
+# (setpriv, which makes git die with the worker, is util-linux's: essential, always there.)
 RUN apt-get update \
     && apt-get install --yes --no-install-recommends git=1:2.39.5-0+deb12u3 \
     && rm -rf /var/lib/apt/lists/*
@@ -24,11 +25,12 @@ RUN apt-get update \
 # Dependencies first (pinned in pyproject.toml), so code changes reuse this layer.
 # Mercurial and psycopg install from binary wheels: no compiler in the image.
 COPY pyproject.toml ./
-RUN mkdir -p settings life l10n worker simulated \
-    && touch settings/__init__.py life/__init__.py l10n/__init__.py worker/__init__.py simulated/__init__.py \
+RUN mkdir -p settings plumbing life l10n worker simulated \
+    && touch settings/__init__.py plumbing/__init__.py life/__init__.py l10n/__init__.py worker/__init__.py \
+             simulated/__init__.py \
     && pip install . \
     && pip uninstall --yes l10n-pulse-worker \
-    && rm -rf settings life l10n worker simulated build *.egg-info
+    && rm -rf settings plumbing life l10n worker simulated build *.egg-info
 
 COPY manage.py ./
 COPY settings ./settings

@@ -16,14 +16,13 @@ import contextlib
 import hashlib
 import logging
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from django.conf import settings
 
+from plumbing import processes
 from plumbing.errors import PermanentError, TransientError
 from plumbing.names import validate_repository_name
 
@@ -96,39 +95,12 @@ def run_hg(args, what):
     """Run hg; a timeout or a failure is transient (the server or network is at fault), a refused
     redirect is permanent (the configuration names a URL that sends us elsewhere)."""
     command = [hg_executable(), *hg_guard_options(), *args]
-    process = subprocess.Popen(
-        command,
-        env=hg_environment(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,  # its own process group, killed whole on timeout
-    )
-    try:
-        stdout, stderr = process.communicate(timeout=settings.HG_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        _kill_group(process)
-        raise TransientError(f"{what} timed out after {settings.HG_TIMEOUT:g}s") from None
-    except BaseException:
-        _kill_group(process)
-        raise
-    if process.returncode != 0:
-        lines = stderr.decode("utf-8", "replace").strip().splitlines()
-        reason = lines[-1] if lines else f"exit {process.returncode}"
-        if any(same_origin.REFUSED in line for line in lines):
-            raise PermanentError(f"{what} failed: {reason}")
-        raise TransientError(f"{what} failed: {reason}")
-    return stdout
-
-
-def _kill_group(process):
-    """Kill hg and anything it started (the leader is not reaped yet, so its group id is still ours)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    # Not drained: something that left the group could hold the pipes open forever.
-    process.stdout.close()
-    process.stderr.close()
+    done = processes.run(command, env=hg_environment(), timeout=settings.HG_TIMEOUT, what=what)
+    if done.returncode != 0:
+        if same_origin.REFUSED.encode() in done.stderr:
+            raise PermanentError(f"{what} failed: {done.last_error_line()}")
+        raise TransientError(f"{what} failed: {done.last_error_line()}")
+    return done.stdout
 
 
 def is_usable_clone(path):

@@ -21,7 +21,6 @@ import logging
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -30,6 +29,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from plumbing import processes
 from plumbing.errors import PermanentError, TransientError
 from plumbing.http import get_bytes, http_session
 from plumbing.names import is_revision
@@ -102,43 +102,17 @@ def _environment():
 
 
 def run_git(directory, args, what, input=None):
-    """Run git on the repository ``directory``; a timeout or failure is transient.
-
-    git runs in a session of its own, so a timeout ends the helpers it started too (``git fetch``
-    runs ``git-remote-http`` and ``index-pack``), not only git itself.
-    """
+    """Run git on the repository ``directory``; a timeout or failure is transient, a redirect permanent."""
     git = [*_DIES_WITH_PARENT, "git", *_SAFE_CONFIG]
     command = [*git, f"--git-dir={directory}", *args] if directory else [*git, *args]
-    try:
-        process = subprocess.Popen(command, env=_environment(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, start_new_session=True)
-    except OSError as error:
-        raise TransientError(f"{what}: cannot run git ({error.strerror})") from None
-    with process:
-        try:
-            stdout, stderr = process.communicate(input, timeout=settings.HG_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            _kill_session(process)
-            process.communicate()
-            raise TransientError(f"{what} timed out after {settings.HG_TIMEOUT:g}s") from None
-        except BaseException:
-            _kill_session(process)
-            raise
-    if process.returncode != 0:
-        lines = stderr.decode("utf-8", "replace").strip().splitlines()
-        reason = lines[-1] if lines else f"exit {process.returncode}"
+    done = processes.run(command, env=_environment(), timeout=settings.HG_TIMEOUT, what=what, input=input)
+    if done.returncode != 0:
+        reason = done.last_error_line()
         if _REDIRECTED.search(reason):
             raise PermanentError(f"{what} failed: {reason}: a redirect, which git does not follow here (if the "
                                  "repository moved, track it by its new URL)")
-        raise GitFailed(f"{what} failed: {reason}", process.returncode)
-    return stdout
-
-
-def _kill_session(process):
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+        raise GitFailed(f"{what} failed: {reason}", done.returncode)
+    return done.stdout
 
 
 class GitFailed(TransientError):

@@ -36,7 +36,9 @@ def declare_queues():
     """What the worker declares at start, so messages published before it starts are kept."""
     for broker in brokers(settings):
         with connect(broker) as conn:
-            topology.declare(conn.default_channel, broker, sources(broker, KnownRepositories(ttl=0)))
+            channel = conn.default_channel
+            consumed = topology.available(channel.connection, broker, sources(broker, KnownRepositories(ttl=0)))
+            topology.declare(channel, broker, consumed)
 
 
 def queue_depth(broker_url, suffix):

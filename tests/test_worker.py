@@ -314,3 +314,19 @@ def test_an_earlier_versions_queue_is_drained_into_the_new_one_and_deleted(hgmo,
         with pytest.raises(Exception, match="NOT_FOUND"):
             conn.default_channel.queue_declare(legacy, passive=True)
     assert queue_depth(broker_url, "hgmo") == 0
+
+
+@pytest.mark.django_db
+def test_an_upstream_exchange_the_broker_lacks_disables_only_its_source(hgmo, broker_url, worker_env, caplog):
+    with Connection(broker_url) as conn:
+        conn.default_channel.exchange_delete("exchange/github-webhooks/v1")  # not published by this deployment
+    repo = make_repository(hgmo, "l10n-central/de")
+    hgmo.commit_and_push(repo.name, {"a": b"1"})
+    declare_queues()
+    publish(broker_url, repo.name, push_message(hgmo, repo.name, 1))
+
+    run_worker(max_messages=1)
+
+    assert Push.objects.filter(repository=repo).count() == 1
+    assert "upstream exchange exchange/github-webhooks/v1 does not exist" in caplog.text
+    assert "source github-webhooks is not consumed" in caplog.text

@@ -163,19 +163,20 @@ class PulseWorker(ConsumerMixin):
             # Retries are published on a channel of their own: waiting for a publisher confirm on the
             # consuming channel would hand this loop its next delivery in the middle of the last one.
             self.amqp, self.retry_producer = channel.connection, Producer(channel.connection.channel())
-        queues = topology.declare(channel, self.broker, self.sources)
+        consumed = topology.available(channel.connection, self.broker, self.sources)
+        queues = topology.declare(channel, self.broker, consumed)
         if not self.broker.embedded:
-            self.take_over_earlier_queues(channel)
+            self.take_over_earlier_queues(channel, consumed)
         log.info("consuming %s (prefetch %d)", ", ".join(queue.name for queue in queues), prefetch)
         # One consumer per source, so each message reaches its source's handler; the channel still
         # delivers (and this loop settles) in one order, which the deferred acks rely on.
         return [
             Consumer(queues=[queue], on_message=functools.partial(self.on_message, source), prefetch_count=prefetch)
-            for source, queue in zip(self.sources, queues, strict=True)
+            for source, queue in zip(consumed, queues, strict=True)
         ]
 
-    def take_over_earlier_queues(self, channel):
-        for source in self.sources:
+    def take_over_earlier_queues(self, channel, sources):
+        for source in sources:
             topology.drain_legacy_queue(channel.connection, self.broker, source)
             parked = topology.parked_messages(channel, self.broker, source)
             if parked:

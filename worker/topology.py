@@ -23,6 +23,7 @@ named ``queue/<user>/<source>``) are drained into the new ones and deleted.
 
 import logging
 
+from amqp.exceptions import NotFound
 from django.db import DatabaseError
 from kombu import Exchange, Queue, binding
 
@@ -112,6 +113,28 @@ def parking_queue(broker, source):
         auto_delete=False,
         queue_arguments=_expiring(broker),
     )
+
+
+def available(connection, broker, sources):
+    """Those of ``sources`` whose upstream exchange exists on the broker (all, where the worker declares them).
+
+    A missing exchange (one the deployment does not publish) disables its
+    source alone, with one error line; the others are consumed.
+    """
+    if broker.declare_exchanges or broker.embedded:
+        return list(sources)
+    found = []
+    for source in sources:
+        channel = connection.channel()
+        try:
+            channel.exchange_declare(source.exchange, "topic", passive=True)
+        except NotFound:
+            log.error("upstream exchange %s does not exist on %s: source %s is not consumed", source.exchange,
+                      broker.safe_url, source.name)
+            continue  # the broker closed that channel to say so
+        channel.close()
+        found.append(source)
+    return found
 
 
 def declare(channel, broker, sources):
