@@ -3,7 +3,9 @@
 #   docker run IMAGE                                  # consume-pulse
 #   docker run IMAGE python manage.py migrate
 #   docker run IMAGE python manage.py reprocess-repo l10n-central/de
-FROM python:3.11-slim
+# The Debian release is named, not implied: `3.11-slim` moved to trixie, where the pinned git below
+# does not exist.
+FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -102,11 +102,17 @@ def test_dockerfile_runs_the_pinned_worker_as_a_non_root_user_with_a_health_chec
     assert not any(re.search(r"pip install [^.-]*[a-z]+\s*$", line) for line in instructions)
 
 
-def test_dockerfile_installs_a_pinned_git():
-    """git reads the GitHub repositories; like every dependency, its version is pinned (--diff-merges needs 2.31)."""
+DEBIAN_RELEASES = {"11": "bullseye", "12": "bookworm", "13": "trixie"}
+
+
+def test_dockerfile_installs_a_pinned_git_of_its_own_debian_release():
+    """git reads the GitHub repositories; like every dependency, its version is pinned (--diff-merges needs 2.31),
+    and the pin exists only in the Debian release the base image names (a bare `-slim` tag moves to the next one)."""
     text = (PROJECT / "Dockerfile").read_text()
-    match = re.search(r"apt-get install [^\n]*\bgit=1:(\d+)\.(\d+)\.\d+-\S+", text)
+    match = re.search(r"apt-get install [^\n]*\bgit=1:(\d+)\.(\d+)\.\d+-\S*\+deb(\d+)u\d+", text)
     assert match and (int(match.group(1)), int(match.group(2))) >= (2, 31)
+    base = re.search(r"^FROM (\S+)", text, re.MULTILINE).group(1)
+    assert base.endswith(f"-slim-{DEBIAN_RELEASES[match.group(3)]}"), base
 
 
 def test_consume_pulse_refuses_a_database_without_its_tables(tmp_path):
