@@ -44,18 +44,10 @@ UNKNOWN_PUSHER = ""
 
 
 @dataclass
-class GitIngestResult:
-    pushes: int = 0
-    changesets: int = 0
-    placeholders_filled: int = 0
+class GitIngestResult(store.StoredPushes):
     git_seconds: float = 0.0
     detail: str = ""  # why nothing was stored, when nothing was
     rejected: tuple = ()  # as IngestResult's; git history holds nothing upstream could not produce
-
-    def add(self, other):
-        self.pushes += other.pushes
-        self.changesets += other.changesets
-        self.placeholders_filled += other.placeholders_filled
 
 
 @dataclass(frozen=True)

@@ -58,18 +58,10 @@ class PushRejected(PermanentError):
 
 
 @dataclass
-class IngestResult:
-    pushes: int = 0
-    changesets: int = 0
-    placeholders_filled: int = 0
+class IngestResult(store.StoredPushes):
     hg_seconds: float = 0.0
     # RejectedPushes met on the way: listed upstream, never stored.
     rejected: list = field(default_factory=list)
-
-    def add(self, stored):
-        self.pushes += stored.pushes
-        self.changesets += stored.changesets
-        self.placeholders_filled += stored.placeholders_filled
 
 
 @dataclass

@@ -223,9 +223,16 @@ def link_repository(repository, changeset_ids):
 
 @dataclass
 class StoredPushes:
+    """What an ingestion stored; the results of both kinds of repository extend it."""
+
     pushes: int = 0
     changesets: int = 0
     placeholders_filled: int = 0
+
+    def add(self, stored):
+        self.pushes += stored.pushes
+        self.changesets += stored.changesets
+        self.placeholders_filled += stored.placeholders_filled
 
 
 def store_pushes(repository, pushes, records):

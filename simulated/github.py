@@ -193,10 +193,7 @@ class SimulatedGitHub(SimulatedService):
         if mode == "error":
             return _text(start_response, "500 Internal Server Error", "simulated failure\n")
         if mode == "redirect":
-            query = environ.get("QUERY_STRING", "")
-            location = self._redirect_to + environ.get("PATH_INFO", "/").lstrip("/") + (f"?{query}" if query else "")
-            start_response("302 Found", [("Location", location), ("Content-Length", "0")])
-            return [b""]
+            return self.redirect_elsewhere(self._redirect_to, environ, start_response)
         if full_name is None or not self.git_dir(full_name).is_dir():
             return _text(start_response, "404 Not Found", "Repository not found.\n")
         if _is_push(service_path, environ.get("QUERY_STRING", "")):

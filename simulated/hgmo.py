@@ -167,10 +167,7 @@ class SimulatedHgmo(SimulatedService):
         if mode == "slow-pull" and "cmd=getbundle" in environ.get("QUERY_STRING", ""):
             mode = "hang"
         if mode == "redirect":
-            query = environ.get("QUERY_STRING", "")
-            location = self._redirect_to + environ.get("PATH_INFO", "/").lstrip("/") + (f"?{query}" if query else "")
-            start_response("302 Found", [("Location", location), ("Content-Length", "0")])
-            return [b""]
+            return self.redirect_elsewhere(self._redirect_to, environ, start_response)
         if mode == "hang" and self._stopping.wait(self.hang_seconds):
             return _json(start_response, "503 Service Unavailable", {"error": "simulated hg.mozilla.org stopped"})
         if mode == "error" or (mode == "hg-error" and not json_pushes):

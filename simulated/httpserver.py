@@ -63,6 +63,14 @@ class SimulatedService:
     def __exit__(self, *exc_info):
         self.stop()
 
+    @staticmethod
+    def redirect_elsewhere(base, environ, start_response):
+        """Answer 302 to the same path and query under ``base`` (a URL ending in "/")."""
+        query = environ.get("QUERY_STRING", "")
+        location = base + environ.get("PATH_INFO", "/").lstrip("/") + (f"?{query}" if query else "")
+        start_response("302 Found", [("Location", location), ("Content-Length", "0")])
+        return [b""]
+
     def _base_url(self):
         if self.port is None:
             raise RuntimeError("not started")
