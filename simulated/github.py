@@ -146,8 +146,6 @@ class SimulatedGitHub(SimulatedService):
         super().__init__()
         self.root = Path(root).absolute()
         self.root.mkdir(parents=True, exist_ok=True)
-        self.hang_seconds = 60.0
-        self.requests_seen = 0
         self._requests = Counter()  # full name (None: no repository) -> requests
         self._lock = threading.Lock()
         self._fault = (None, None)

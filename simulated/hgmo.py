@@ -98,8 +98,6 @@ class SimulatedHgmo(SimulatedService):
         super().__init__()
         self.root = Path(root).absolute()
         self.root.mkdir(parents=True, exist_ok=True)
-        self.hang_seconds = 60.0
-        self.requests_seen = 0
         self.hg_requests_seen = 0  # those for Mercurial (clone, pull), not for json-pushes
         self._fault = (None, None)
         self._redirect_to = None

@@ -42,6 +42,8 @@ class SimulatedService:
         self.port = None
         self._server = None
         self._stopping = threading.Event()
+        self.hang_seconds = 60.0  # how long a "hang" fault holds a request, unless the service stops first
+        self.requests_seen = 0
 
     def start(self, port=0):
         if self._server is not None:

@@ -55,8 +55,6 @@ class SimulatedQueue(SimulatedService):
 
     def __init__(self):
         super().__init__()
-        self.hang_seconds = 60.0
-        self.requests_seen = 0
         self._fault = None
         self.storage_url = None  # None: the queue's own origin
         # Handler threads read what tests write; dict operations are atomic, the counter is not.
