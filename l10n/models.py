@@ -21,6 +21,11 @@ SUMMARY_COUNTS = (
 STORED_COUNTS = (*SUMMARY_COUNTS, "missingInFiles")
 
 
+TASKCLUSTER = "taskcluster"
+COMPUTED = "computed"
+ORIGINS = [(TASKCLUSTER, "published by a Taskcluster task"), (COMPUTED, "computed by this worker")]
+
+
 def completion(changed, unchanged, missing, missing_in_files):
     """Percent translated, as the dashboards have always shown it."""
     total = changed + unchanged + missing + missing_in_files
@@ -50,22 +55,50 @@ class Run(models.Model):
     completion = models.PositiveSmallIntegerField(default=0)
 
     revisions = models.ManyToManyField(Changeset, related_name="runs", blank=True)
-    srctime = models.DateTimeField(db_index=True, help_text="when the compared sources were taken (task creation)")
+    srctime = models.DateTimeField(
+        db_index=True, help_text="when the compared sources were taken (task creation, or the newer compared commit)"
+    )
 
-    root_url = models.URLField(max_length=255, help_text="the Taskcluster deployment")
-    task_id = models.CharField(max_length=22)
-    run_id = models.PositiveSmallIntegerField()
-    artifact = models.CharField(max_length=255, help_text="the detail artifact of this comparison")
+    origin = models.CharField(max_length=12, choices=ORIGINS, default=TASKCLUSTER)
+    # Taskcluster runs: where the comparison was published.
+    root_url = models.URLField(max_length=255, blank=True, default="", help_text="the Taskcluster deployment")
+    task_id = models.CharField(max_length=22, null=True, blank=True)
+    run_id = models.PositiveSmallIntegerField(null=True, blank=True)
+    artifact = models.CharField(max_length=255, blank=True, default="", help_text="the detail artifact")
+    # Computed runs: what computed it, and the two revisions compared (also in `revisions`).
+    computed_by = models.CharField(max_length=100, blank=True, default="", help_text="library and version")
+    reference_revision = models.ForeignKey(
+        Changeset, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    locale_revision = models.ForeignKey(Changeset, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["task_id", "run_id", "tree", "locale"], name="unique_run_per_task_run")
+            # Both hold for their own origin only: NULLs never collide in a unique constraint.
+            models.UniqueConstraint(fields=["task_id", "run_id", "tree", "locale"], name="unique_run_per_task_run"),
+            models.UniqueConstraint(
+                fields=["tree", "locale", "reference_revision", "locale_revision"], name="unique_computed_run"
+            ),
         ]
         indexes = [models.Index(fields=["tree", "locale", "srctime"])]
 
     def __str__(self):
-        return f"{self.tree.code} {self.locale.code} {self.completion}% ({self.task_id}/{self.run_id})"
+        source = self.computed_by if self.origin == COMPUTED else f"{self.task_id}/{self.run_id}"
+        return f"{self.tree.code} {self.locale.code} {self.completion}% ({source})"
+
+
+class RunFile(models.Model):
+    """What one file of a run lacks: kept for the active run, so a web head can list what to translate next."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="files")
+    path = models.TextField(help_text="the reference path (without the locale folder)")
+    missing = models.JSONField(default=list, help_text="message ids the locale lacks, in reference order")
+    missing_file = models.BooleanField(default=False, help_text="the whole file is missing")
+    error = models.TextField(blank=True, default="", help_text="why the locale's file does not parse")
+
+    def __str__(self):
+        return f"{self.run_id} {self.path}"
 
 
 class Active(models.Model):
@@ -74,6 +107,13 @@ class Active(models.Model):
     tree = models.ForeignKey(Tree, on_delete=models.CASCADE, related_name="active_runs")
     locale = models.ForeignKey(Locale, on_delete=models.CASCADE, related_name="active_runs")
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+")
+    # Computed trees: the newest revisions checked, which may be newer than the run's when a push
+    # changed no number (storage grows with changes in the results, not with pushes).
+    checked_reference = models.ForeignKey(
+        Changeset, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    checked_locale = models.ForeignKey(Changeset, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    checked = models.DateTimeField(null=True, blank=True, help_text="when it was last checked")
 
     class Meta:
         verbose_name_plural = "active runs"

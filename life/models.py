@@ -196,6 +196,18 @@ class Tree(models.Model):
         Repository, null=True, blank=True, on_delete=models.SET_NULL, related_name="configured_trees"
     )
     config_path = models.CharField(max_length=255, blank=True, default="")
+    # A computed tree: the worker compares its locales against the reference (config_repository +
+    # config_path: a `_data/<channel>.json` or a compare-locales `.toml`) on every push.
+    computed = models.BooleanField(default=False, help_text="comparisons computed by the worker from pushes")
+    locales_repository = models.ForeignKey(
+        Repository,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="locale_trees",
+        help_text="a repository with a folder per locale (else the l10n forest has a repository per locale)",
+    )
+    archived = models.BooleanField(default=False, help_text="its reference is gone upstream; history kept")
 
     class Meta:
         constraints = [
