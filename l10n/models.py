@@ -71,6 +71,9 @@ class Run(models.Model):
         Changeset, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     locale_revision = models.ForeignKey(Changeset, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # Computed runs: a digest of the numbers and the per-file detail; a check that finds the same one
+    # adds no Run.
+    digest = models.CharField(max_length=64, blank=True, default="")
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -121,3 +124,19 @@ class Active(models.Model):
 
     def __str__(self):
         return f"{self.tree.code} {self.locale.code}: {self.run_id}"
+
+
+class ParsedFile(models.Model):
+    """What one file content taught the worker, so it is parsed once by any worker, ever.
+
+    ``key`` digests the parser's version, the file name's extension (formats are told by it) and the
+    content's id in its clone (git blob id, Mercurial file node).
+    """
+
+    key = models.CharField(max_length=64, unique=True)
+    ids = models.JSONField(default=list, help_text="the message ids it holds")
+    error = models.TextField(blank=True, default="", help_text="why it does not parse (then it holds no ids)")
+    unsupported = models.BooleanField(default=False, help_text="not a localization format moz.l10n knows")
+
+    def __str__(self):
+        return self.key

@@ -35,7 +35,7 @@ from django.utils import timezone as django_timezone
 from plumbing.background import read_ahead
 from plumbing.errors import PermanentError
 
-from . import clones, git, store, sync
+from . import clones, git, signals, store, sync
 from .models import NULL_REVISION, Push, Repository, SyncState
 
 log = logging.getLogger(__name__)
@@ -147,6 +147,7 @@ def _store_up_to(repository, directory, step, progress=None):
     has_pushes = Push.objects.filter(repository=repository).exists()
     result = GitIngestResult()
     new_ids = []
+    paths = set()
     done = 0
     commits = git.read_commits(directory, step.target, exclude)
     # The next batch is read from git log while this one is written.
@@ -158,6 +159,7 @@ def _store_up_to(repository, directory, step, progress=None):
                     _locked(repository)
                     stored = store.store_changesets(records)
                 new_ids += [stored.ids[record.revision] for record in records]
+                paths.update(path for record in records for path in record.files)
                 result.changesets += stored.created
                 result.placeholders_filled += stored.filled
             done += len(batch)
@@ -172,6 +174,8 @@ def _store_up_to(repository, directory, step, progress=None):
             result.pushes = 1
         sync.record_success(locked, push_id, push_id)
         SyncState.objects.filter(repository=locked).update(stored_revision=step.target)
+        if new_ids:
+            signals.pushes_stored.send(sender=Repository, repository=locked, paths=frozenset(paths), tip=step.target)
     if new_ids:
         log.info("%s: push %d, %d commits up to %s", repository.name, push_id, len(new_ids), step.target)
     return result

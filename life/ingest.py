@@ -29,7 +29,7 @@ from plumbing.background import read_ahead
 from plumbing.errors import NotUpstreamYet, PermanentError
 from plumbing.names import validate_locale_code, validate_repository_name
 
-from . import clones, completeness, history, store, sync
+from . import clones, completeness, history, signals, store, sync
 from .models import Forest, Locale, Push, Repository
 from .pushlog import MAX_PUSH_ID, PushlogClient
 from .records import RejectedPush
@@ -216,12 +216,23 @@ def _import(repository, pages, after, target, *, reclone=False, verify=False, pr
                         locked = _locked(repository)
                         result.add(store.store_pushes(locked, pushes, records))
                         sync.record_success(locked, locked.last_push_id(), upstream, batch.rejected)
+                        _announce(locked, pushes, records)
                 if progress and batch.pushes:
                     progress(batch.pushes[-1].push_id - after, target - after)
             if verify:
                 _store_unlinked_changesets(repository, changelog, result)
     sync.record_success(repository, repository.last_push_id(), upstream, result.rejected)
     return result
+
+
+def _announce(repository, pushes, records):
+    """``signals.pushes_stored``, in the transaction that stored ``pushes``."""
+    newest = max(pushes, key=lambda push: push.push_id)
+    tip = newest.changesets[-1] if newest.changesets else None
+    if tip is None:
+        return
+    paths = frozenset(path for record in records for path in record.files)
+    signals.pushes_stored.send(sender=Repository, repository=repository, paths=paths, tip=tip)
 
 
 def _batches_to_store(repository, pages, verify):

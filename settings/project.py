@@ -132,6 +132,8 @@ HTTP_TIMEOUT = env.seconds("HTTP_TIMEOUT", 30.0, minimum=0.1)
 HG_TIMEOUT = env.seconds("HG_TIMEOUT", 900.0, minimum=1)
 # Pushes per json-pushes request.
 PUSHLOG_PAGE_SIZE = env.integer("PUSHLOG_PAGE_SIZE", 1000, minimum=1, maximum=100_000)
+# Bytes of one localization file a computed comparison reads; a bigger one is a parse error of its locale.
+COMPARE_MAX_FILE_BYTES = env.integer("COMPARE_MAX_FILE_BYTES", 2_000_000, minimum=1)
 # Seconds a message announcing a push upstream does not have yet (a lagging mirror) is retried.
 UPSTREAM_LAG_LIMIT = env.seconds("UPSTREAM_LAG_LIMIT", 600.0, minimum=0)
 # Seconds the worker trusts its list of known repositories before re-reading it.

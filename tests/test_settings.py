@@ -77,6 +77,7 @@ BAD_VALUES = {
                      ("0", {}, "HTTP_TIMEOUT must be at least 0.1")],
     "HG_TIMEOUT": [("0", {}, "HG_TIMEOUT must be at least 1")],
     "PUSHLOG_PAGE_SIZE": [("0", {}, "PUSHLOG_PAGE_SIZE must be at least 1")],
+    "COMPARE_MAX_FILE_BYTES": [("0", {}, "COMPARE_MAX_FILE_BYTES must be at least 1")],
     "UPSTREAM_LAG_LIMIT": [("10 minutes", {}, "UPSTREAM_LAG_LIMIT must be a number of seconds")],
     "HG_BINARY": [("/nonexistent/hg", {}, "HG_BINARY must name an executable program")],
     "SECRET_KEY": [("short", {}, "SECRET_KEY must be at least 32 characters")],

@@ -1,0 +1,165 @@
+"""Storing computed comparisons: a Run when a result changed, else only the check on Active.
+
+Runs inside the caller's transaction (``computation.recompute``, under the
+tree's row lock), in a number of queries that does not grow with the number
+of locales. Active follows the compared revisions' order in their
+repositories (push ids), never arrival: a comparison of older tips than the
+ones already checked is dropped. The active run's per-file detail is kept
+in RunFile rows; a run that stops being active loses them.
+"""
+
+import logging
+from dataclasses import dataclass
+
+from django.db.models import Min
+from django.utils import timezone
+
+from life import store as life_store
+from life.models import Locale, Push
+
+from . import parsing
+from .models import COMPUTED, Active, Run, RunFile
+from .store import _lock_active
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Stored:
+    runs: int = 0  # Runs added
+    checked: int = 0  # comparisons that changed nothing but the check
+    stale: int = 0  # comparisons of revisions older than the ones already checked
+
+
+def vanished_locales(tree, present, among=None):
+    """Codes of the locales with a result in ``tree`` that are not in ``present``."""
+    actives = Active.objects.filter(tree=tree)
+    if among is not None:
+        actives = actives.filter(locale__code__in=among)
+    return sorted(set(actives.values_list("locale__code", flat=True)) - set(present))
+
+
+def _positions(pairs):
+    """{(repository id, changeset id): (push id, push date)} of the first push holding each."""
+    positions = {}
+    by_repository = {}
+    for repository_id, changeset_id in pairs:
+        by_repository.setdefault(repository_id, set()).add(changeset_id)
+    for repository_id, changesets in by_repository.items():
+        rows = (Push.changesets.through.objects
+                .filter(push__repository_id=repository_id, changeset_id__in=changesets)
+                .values("changeset_id").annotate(push_id=Min("push__push_id"), date=Min("push__push_date")))
+        for row in rows:
+            positions[(repository_id, row["changeset_id"])] = (row["push_id"], row["date"])
+    return positions
+
+
+def store(tree, reference_repository, reference_revision, compared):
+    """Store ``compared`` ([(LocaleSource, Comparison)]) of ``tree`` against ``reference_revision``."""
+    stored = Stored()
+    if not compared:
+        return stored
+    now = timezone.now()
+    locale_ids = life_store.ids_by(Locale, "code", [source.code for source, _ in compared])
+    revision_ids = life_store.ensure_placeholders({reference_revision} | {s.revision for s, _ in compared})
+    reference_id = revision_ids[reference_revision]
+    keys = {(tree.pk, locale_ids[source.code]) for source, _ in compared}
+    current = _lock_active(keys)
+    runs = Run.objects.only("digest", "reference_revision_id", "locale_revision_id").in_bulk(
+        {active.run_id for active in current.values()})
+    # Whose order is asked: each comparison's revisions and what each Active last checked.
+    pairs = {(reference_repository.pk, reference_id)}
+    checked = {}
+    for source, _ in compared:
+        pairs.add((source.repository.pk, revision_ids[source.revision]))
+        active = current.get((tree.pk, locale_ids[source.code]))
+        if active is not None:
+            run = runs[active.run_id]
+            checked[source.code] = (active.checked_reference_id or run.reference_revision_id,
+                                    active.checked_locale_id or run.locale_revision_id)
+            pairs.update({(reference_repository.pk, checked[source.code][0]),
+                          (source.repository.pk, checked[source.code][1])})
+    positions = _positions(pair for pair in pairs if pair[1] is not None)
+
+    def position(repository_id, changeset_id):
+        return positions.get((repository_id, changeset_id), (0, None))[0]
+
+    new_runs, rechecked = [], []
+    for source, comparison in compared:
+        key = (tree.pk, locale_ids[source.code])
+        locale_id = revision_ids[source.revision]
+        active = current.get(key)
+        if active is not None and source.code in checked:
+            old_reference, old_locale = checked[source.code]
+            if (position(reference_repository.pk, reference_id) < position(reference_repository.pk, old_reference)
+                    or position(source.repository.pk, locale_id) < position(source.repository.pk, old_locale)):
+                stored.stale += 1
+                log.info("tree %s %s: a comparison of older revisions is dropped", tree.code, source.code)
+                continue
+            if runs[active.run_id].digest == comparison.digest:
+                active.checked_reference_id, active.checked_locale_id, active.checked = reference_id, locale_id, now
+                rechecked.append(active)
+                continue
+        dates = [positions.get((reference_repository.pk, reference_id), (0, None))[1],
+                 positions.get((source.repository.pk, locale_id), (0, None))[1]]
+        srctime = max((date for date in dates if date is not None), default=now)
+        new_runs.append((key, source, comparison, Run(
+            tree_id=tree.pk, locale_id=key[1], origin=COMPUTED, computed_by=parsing.PARSER,
+            reference_revision_id=reference_id, locale_revision_id=locale_id,
+            total=comparison.total, changed=comparison.changed, missing=comparison.missing,
+            errors=comparison.errors, obsolete=comparison.obsolete, completion=comparison.completion,
+            digest=comparison.digest, srctime=srctime,
+        )))
+    if rechecked:
+        Active.objects.bulk_update(rechecked, ["checked_reference", "checked_locale", "checked"],
+                                   batch_size=life_store.chunk_size(4))
+        stored.checked += len(rechecked)
+    if new_runs:
+        _store_runs(tree, new_runs, current, now)
+        stored.runs += len(new_runs)
+    return stored
+
+
+def _store_runs(tree, new_runs, current, now):
+    # The same revisions compared again (a new parser, a recomputation): that run is updated.
+    Run.objects.bulk_create([run for _, _, _, run in new_runs], ignore_conflicts=True,
+                            batch_size=life_store.chunk_size(25))
+    found = {}
+    for row in Run.objects.filter(tree_id=tree.pk, locale_id__in={key[1] for key, _, _, _ in new_runs},
+                                  reference_revision_id__in={run.reference_revision_id for *_, run in new_runs},
+                                  origin=COMPUTED):
+        found[(row.locale_id, row.reference_revision_id, row.locale_revision_id)] = row
+    rows = []
+    for key, source, comparison, run in new_runs:
+        row = found[(run.locale_id, run.reference_revision_id, run.locale_revision_id)]
+        if row.digest != run.digest:
+            for name in ("total", "changed", "missing", "errors", "obsolete", "completion", "digest", "computed_by"):
+                setattr(row, name, getattr(run, name))
+            row.save()
+        rows.append((key, source, comparison, row))
+    Run.revisions.through.objects.bulk_create(
+        [Run.revisions.through(run_id=row.pk, changeset_id=changeset)
+         for _, _, _, row in rows for changeset in {row.reference_revision_id, row.locale_revision_id}],
+        ignore_conflicts=True, batch_size=life_store.chunk_size(2))
+    # Active rows: made for new locales, re-pointed for the others; per-file detail follows the active run.
+    missing = [Active(tree_id=key[0], locale_id=key[1], run=row) for key, _, _, row in rows if key not in current]
+    if missing:
+        Active.objects.bulk_create(missing, ignore_conflicts=True)
+        current.update(_lock_active({key for key, _, _, row in rows if key not in current}))
+    retired = []
+    changed = []
+    for key, _, _, row in rows:
+        active = current[key]
+        if active.run_id != row.pk:
+            retired.append(active.run_id)
+        active.run = row
+        active.checked_reference_id, active.checked_locale_id, active.checked = (
+            row.reference_revision_id, row.locale_revision_id, now)
+        changed.append(active)
+    Active.objects.bulk_update(changed, ["run", "checked_reference", "checked_locale", "checked"],
+                               batch_size=life_store.chunk_size(5))
+    RunFile.objects.filter(run_id__in=retired + [row.pk for *_, row in rows]).delete()
+    RunFile.objects.bulk_create(
+        [RunFile(run_id=row.pk, path=f.path, missing=list(f.missing), missing_file=f.missing_file, error=f.error)
+         for _, _, comparison, row in rows for f in comparison.files],
+        batch_size=life_store.chunk_size(5))
