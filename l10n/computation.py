@@ -128,8 +128,8 @@ def recompute(tree, locales=None, progress=None):
     ``progress(done, total)`` counts locales."""
     result = Recomputed()
     with transaction.atomic():
-        tree = Tree.objects.select_for_update().select_related("config_repository", "locales_repository").get(
-            pk=tree.pk)
+        # Locked alone: PostgreSQL cannot lock the nullable side of a join.
+        tree = Tree.objects.select_for_update().get(pk=tree.pk)
         reference_repository = tree.config_repository
         reference_revision = current_tip(reference_repository) if reference_repository else None
         if reference_revision is None:
