@@ -44,10 +44,14 @@ def touched_locales(paths):
 
 
 def on_pushes_stored(sender, repository, paths, tip, **kwargs):
-    for tree in trees_over(repository):
-        locales = _what_to_recompute(tree, repository, paths)
-        if locales == []:
-            continue
+    work = [(tree, locales) for tree in trees_over(repository)
+            if (locales := _what_to_recompute(tree, repository, paths)) != []]
+    if not work:
+        return
+    # Every tree this push recomputes is locked first, in one order for every worker: a worker never
+    # holds one tree's rows while it waits for another tree (InnoDB's scans of small tables touch them).
+    list(Tree.objects.select_for_update().filter(pk__in=[tree.pk for tree, _ in work]).order_by("pk"))
+    for tree, locales in work:
         try:
             with transaction.atomic():  # a savepoint: one tree failing leaves the others' work
                 done = computation.recompute(tree, locales)

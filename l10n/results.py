@@ -19,7 +19,6 @@ from life.models import Locale, Push
 
 from . import parsing
 from .models import COMPUTED, Active, Run, RunFile
-from .store import _lock_active
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +28,22 @@ class Stored:
     runs: int = 0  # Runs added
     checked: int = 0  # comparisons that changed nothing but the check
     stale: int = 0  # comparisons of revisions older than the ones already checked
+
+
+def _lock_active(keys):
+    """{(tree id, locale id): Active} for those of ``keys`` (all of one tree, whose row the caller has
+    locked) that have one, locked for update by primary key.
+
+    Found first without locks, then locked by id: a locking scan of an index over (locale) would touch,
+    on InnoDB, other trees' rows that other workers hold, and deadlock with them.
+    """
+    if not keys:
+        return {}
+    tree_ids = {tree for tree, _ in keys}
+    pks = list(Active.objects.filter(tree_id__in=tree_ids, locale_id__in={locale for _, locale in keys})
+               .values_list("pk", flat=True))
+    rows = Active.objects.select_for_update().filter(pk__in=pks).order_by("pk")
+    return {(a.tree_id, a.locale_id): a for a in rows if (a.tree_id, a.locale_id) in keys}
 
 
 def vanished_locales(tree, present, among=None):
@@ -158,7 +173,11 @@ def _store_runs(tree, new_runs, current, now):
         changed.append(active)
     Active.objects.bulk_update(changed, ["run", "checked_reference", "checked_locale", "checked"],
                                batch_size=life_store.chunk_size(5))
-    RunFile.objects.filter(run_id__in=retired + [row.pk for *_, row in rows]).delete()
+    # Deleted by id, found without locks: see _lock_active.
+    stale_files = list(RunFile.objects.filter(run_id__in=retired + [row.pk for *_, row in rows])
+                       .values_list("pk", flat=True))
+    for chunk in life_store.chunked(stale_files, life_store.chunk_size()):
+        RunFile.objects.filter(pk__in=chunk).delete()
     RunFile.objects.bulk_create(
         [RunFile(run_id=row.pk, path=f.path, missing=list(f.missing), missing_file=f.missing_file, error=f.error)
          for _, _, comparison, row in rows for f in comparison.files],

@@ -388,3 +388,39 @@ def test_a_forest_tree_with_a_toml_reference_matches_moz_l10n(hgmo, db, tmp_path
     ingest_pushes(Repository.objects.get(name="l10n-central/de"))
     after = runs_by_locale(tree)
     assert after["de"] == runs["de"] + 1 and after["fr"] == runs["fr"]
+
+
+# --- parallel workers ----------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_locale_push_racing_a_reference_push_ends_with_both_newest_tips(github):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection, connections
+
+    if connection.vendor == "sqlite":
+        pytest.skip("parallel writers need PostgreSQL or MariaDB (row locks)")
+    world = World(github)
+    trees.add_channel_trees(world.source, world.l10n)
+    main = Tree.objects.get(code="firefox-main")
+
+    def ingest(name):
+        try:
+            return reprocess(Repository.objects.get(name=name))
+        finally:
+            connections.close_all()
+
+    for round in range(3):
+        reference = dict(world.reference["main"])
+        reference["browser/app.ftl"] = reference["browser/app.ftl"] + [f"race-{round}"]
+        world.reference["main"] = reference
+        github.commit(SOURCE, {"_data/main.json": json.dumps(reference).encode()})
+        github.commit(L10N, {"de/browser/app.ftl": render("browser/app.ftl", [f"race-{round}", "app-1"])})
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(ingest, [SOURCE, L10N]))
+        active = Active.objects.select_related("checked_reference", "checked_locale").get(tree=main, locale__code="de")
+        assert (active.checked_reference.revision, active.checked_locale.revision) == (
+            github.tip(SOURCE), github.tip(L10N))
+        assert active.run.reference_revision == active.checked_reference
+        assert active.run.locale_revision == active.checked_locale
