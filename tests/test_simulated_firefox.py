@@ -176,3 +176,17 @@ def test_the_benchmark_world_has_firefox_proportions(github, tmp_path):
     values = [completion(data, *result) for result in found.values()]
     assert len(values) == 30 and min(values) >= 60 and max(values) == 100
     assert 2 <= sum(1 for _, errors in found.values() if errors) <= 10
+
+
+def test_the_simulated_github_serves_both_repositories_over_smart_http(github, tmp_path):
+    world = firefox.generate(files=10, messages=200, locales=3, seed=4)
+    firefox.publish(github, world)
+    env = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null", "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    for name in (SOURCE, L10N):
+        subprocess.run(["git", "clone", "--quiet", github.html_url(name), str(tmp_path / name)], env=env, check=True,
+                       capture_output=True, timeout=120)
+    for channel in firefox.CHANNELS:
+        assert (tmp_path / SOURCE / "_data" / f"{channel}.json").read_bytes() == world.data_file(channel)
+    code = list(world.locales)[1]
+    for path, content in world.locale_files(code).items():
+        assert (tmp_path / L10N / code / path).read_bytes() == content
