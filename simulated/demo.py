@@ -7,9 +7,13 @@ republisher and Taskcluster would publish, in their exact formats, to kombu's
 in-process broker, runs ``consume-pulse`` until the queues are idle, and
 prints what it stored, skipped and dead-lettered. The GitHub part is where
 Firefox's strings live since 2024: a monorepo of locales and the en-US
-source, tracked with ``track``; after the first run, a force push and a
-comparison naming it arrive, and ``consume-pulse`` runs again. The data
-stays in the SQLite database under VAR_DIR for inspection.
+source with its ``_data/<channel>.json`` (a small Firefox-shaped world from
+simulated/firefox.py), tracked with ``track``, and one computed tree per
+channel (``tree add-channels``); after the first run, a force push, a
+comparison naming it and a push translating three files of one locale
+arrive, and ``consume-pulse`` runs again: the report shows completion per
+channel and locale, and how that push changed it. The data stays in the
+SQLite database under VAR_DIR for inspection.
 
     VAR_DIR=var/demo python -m simulated.demo
 """
@@ -25,6 +29,10 @@ GITHUB_LOCALES = {"de": "partial", "it": "complete"}
 GITHUB_L10N = "mozilla-l10n/firefox-l10n"
 GITHUB_SOURCE = "mozilla-l10n/firefox-l10n-source"
 ITALIAN_MENU = b"open = Apri\nsave = Salva { $name }\n"
+# The Firefox-shaped part of the GitHub world: four locales (de, fr, it, ja) in six channels.
+FIREFOX_WORLD = {"files": 12, "messages": 300, "locales": 4, "seed": 20}
+TRANSLATED_LOCALE = "fr"  # a Pontoon push translates three of its files after the first run
+CHANNEL_PREFIX = "firefox"
 
 
 class OutcomeCounter(logging.Handler):
@@ -109,16 +117,25 @@ class GitHubStory:
         self.queue = queue
         self.results = None
         self.reference = self.german = self.typo = None
+        self.firefox = None
+        self.translated = None  # (before, after) of the push translating a locale's files
 
     def first(self):
+        from django.core.management import call_command
+
         from life.repositories import track
-        from simulated import compare
+        from simulated import compare, firefox
 
         github = self.github
         revisions, _ = compare.publish_github_world(github, GITHUB_LOCALES)
         self.reference = revisions["de"][f"/{GITHUB_SOURCE}/"]
+        # Firefox's files and channels next to the compare-locales configuration, as firefox-l10n-source has them.
+        self.firefox = firefox.generate(**FIREFOX_WORLD)
+        firefox.publish(github, self.firefox, source=GITHUB_SOURCE, l10n=GITHUB_L10N)
         for name in (GITHUB_SOURCE, GITHUB_L10N):
             track(github.repo_url(name))
+        # One computed tree per _data/<channel>.json, every locale compared once.
+        call_command("tree", "add-channels", GITHUB_SOURCE, "--locales", GITHUB_L10N, "--prefix", CHANNEL_PREFIX)
         base = github.tip(GITHUB_L10N)
         complete = {f"de/{path}": content for path, content in compare.LOCALE_KINDS["complete"].items()}
         self.german = github.commit(GITHUB_L10N, complete, message="de: complete", author="Anna <anna@example.com>")
@@ -135,9 +152,14 @@ class GitHubStory:
 
     def force_push(self):
         """The [ci skip] commit rewritten on top of its parent and force-pushed."""
+        from simulated import firefox
+
         amended = self.github.commit(GITHUB_L10N, {"it/browser/menu.ftl": ITALIAN_MENU}, message="it: fix a typo",
                                      author="Luca <luca@example.com>", parents=[self.german])
-        return [self.task(amended), *self.push(self.typo, amended)]
+        messages = [self.task(amended), *self.push(self.typo, amended)]
+        # Pontoon translates three files of one locale: its completion changes in the computed trees.
+        self.translated = firefox.push_locale(self.github, self.firefox, TRANSLATED_LOCALE, files=3, l10n=GITHUB_L10N)
+        return messages + self.push(*self.translated)
 
     def task(self, l10n_revision):
         """A compare-locales task named as real ones are: elmo.json without a repository, the task's
@@ -224,17 +246,25 @@ def run_demo(var_dir):
             call_command("consume-pulse", idle_exit=1)
     finally:
         logging.getLogger("worker").removeHandler(counter)
-    return report(counter)
+    return report(counter, story)
 
 
-def report(counter):
-    from l10n.models import Active
+def report(counter, story=None):
+    from l10n.models import COMPUTED, Active, Run
     from life.models import NULL_REVISION, Changeset, Push, Repository
     from worker.models import DeadLetter
 
     runs = {}
     for active in Active.objects.select_related("tree", "locale", "run"):
         runs.setdefault(active.tree.code, {})[active.locale.code] = active.run.completion
+    computed = {}  # tree -> locale -> completion of each computed run, oldest first
+    for run in Run.objects.filter(origin=COMPUTED).select_related("tree", "locale").order_by("id"):
+        computed.setdefault(run.tree.code, {}).setdefault(run.locale.code, []).append(run.completion)
+    translated = None
+    if story is not None and story.translated is not None:
+        push = Push.objects.filter(repository__name=GITHUB_L10N, changesets__revision=story.translated[1]).first()
+        translated = {"locale": TRANSLATED_LOCALE, "before": story.translated[0], "after": story.translated[1],
+                      "push_id": push.push_id if push else None}
     return {
         "messages": dict(counter.outcomes),
         "repositories": Repository.objects.count(),
@@ -244,6 +274,8 @@ def report(counter):
         "placeholders_filled": counter.placeholders_filled,
         "placeholders_waiting": Changeset.objects.placeholders().count(),
         "runs": runs,
+        "computed": computed,
+        "translated": translated,
         "github_pushes": [(p.push_id, p.user or "(unknown)", [c.description.split("\n")[0] for c in p.changesets.all()])
                           for p in Push.objects.filter(repository__name=GITHUB_L10N).order_by("push_id")],
         "dead_letters": [f"{d.routing_key}: {d.error}" for d in DeadLetter.objects.order_by("created")],
@@ -256,9 +288,23 @@ def print_report(result, database):
     print(f"stored: {result['repositories']} repositories, {result['pushes']} pushes, "
           f"{result['changesets']} changesets ({result['placeholders_filled']} placeholders filled, "
           f"{result['placeholders_waiting']} still waiting for their push)")
+    computed = result["computed"]
     for tree, completions in sorted(result["runs"].items()):
-        print(f"compare-locales, active run per locale of {tree}: "
-              + ", ".join(f"{code} {completion}%" for code, completion in sorted(completions.items())))
+        if tree not in computed:
+            print(f"compare-locales, active run per locale of {tree}: "
+                  + ", ".join(f"{code} {completion}%" for code, completion in sorted(completions.items())))
+    if computed:
+        print("computed by the worker from the pushes, completion per channel and locale (→: after a push):")
+    for tree, history in sorted(computed.items()):
+        print(f"  {tree}: " + ", ".join(f"{code} " + " → ".join(f"{c}%" for c in completions)
+                                        for code, completions in sorted(history.items())))
+    translated = result["translated"]
+    if translated:
+        code = translated["locale"]
+        changes = [f"{tree} {history[code][-2]}% → {history[code][-1]}%" for tree, history in sorted(computed.items())
+                   if len(history.get(code, [])) > 1]
+        print(f"push {translated['push_id']} translated 3 files of {code}: "
+              + (", ".join(changes) if changes else "no completion changed"))
     print(f"{GITHUB_L10N} on GitHub ({result['git_repositories']} git repositories tracked):")
     for push_id, user, descriptions in result["github_pushes"]:
         shown = ", ".join(descriptions[:3]) + (f" and {len(descriptions) - 3} more" if len(descriptions) > 3 else "")
