@@ -10,6 +10,13 @@ from datetime import timedelta
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
+# Directional formatting characters: a tooltip has no <bdi> to contain them, so they are dropped there.
+_BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C])
+
+
+def _label(text):
+    return escape(str(text).translate(_BIDI_CONTROLS))
+
 
 def completion_bar(percent, width=100, height=10):
     percent = max(0, min(100, int(percent or 0)))
@@ -76,13 +83,13 @@ def history_chart(runs, pushes, width=760, height=260):
         for when, label in pushes:
             x = _x(when, start, end, left, inner_w)
             parts.append(f'<line class="push" x1="{x}" x2="{x}" y1="{top}" y2="{top + inner_h}" stroke="#c0632b" '
-                         f'stroke-dasharray="3,3"><title>{escape(label)}</title></line>')
+                         f'stroke-dasharray="3,3"><title>{_label(label)}</title></line>')
         points = [(_x(when, start, end, left, inner_w), _y(percent, top, inner_h)) for when, percent, _ in runs]
         if len(points) > 1:
             line = " ".join(f"{x},{y}" for x, y in points)
             parts.append(f'<polyline points="{line}" fill="none" stroke="#3b73b9" stroke-width="2"/>')
         for (x, y), (_, _, label) in zip(points, runs, strict=True):
             parts.append(f'<circle class="run" cx="{x}" cy="{y}" r="3.5" fill="#3b73b9">'
-                         f'<title>{escape(label)}</title></circle>')
+                         f'<title>{_label(label)}</title></circle>')
     parts.append("</svg>")
     return mark_safe("".join(parts))

@@ -110,7 +110,7 @@ def _tree(code):
 def _locale_repositories(tree, locale_ids):
     """locale id -> (the repository holding its files, the folder of its files in there)."""
     if tree.locales_repository is not None:
-        return defaultdict(lambda: (tree.locales_repository, None))
+        return {locale_id: (tree.locales_repository, None) for locale_id in locale_ids}
     if tree.l10n_id is None:
         return {}
     return {repository.locale_id: (repository, "")
@@ -170,7 +170,8 @@ def tree_page(code, sort="locale", descending=False, now=None):
     )
     repositories = _locale_repositories(tree, [active.locale_id for active in actives])
     published = _taskcluster_revisions([active.run for active in actives])
-    since = (now or _now()) - timedelta(days=TREND_DAYS)
+    # From the start of a day: the answer (and its ETag) stays the same all day unless the data changes.
+    since = ((now or _now()) - timedelta(days=TREND_DAYS)).replace(hour=0, minute=0, second=0, microsecond=0)
     trends = defaultdict(list)
     for locale_id, srctime, completion in (
         Run.objects.filter(tree=tree, srctime__gte=since).order_by("srctime", "id")

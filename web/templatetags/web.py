@@ -7,8 +7,8 @@ register = template.Library()
 
 
 @register.filter
-def untrusted(text, limit=None):
-    """Escaped, isolated (a right-to-left override cannot turn the page around it) and, with a limit, cut."""
+def untrusted(text, limit=300):
+    """Escaped, isolated (a right-to-left override cannot turn the page around it) and cut to ``limit``."""
     text = "" if text is None else str(text)
     if limit and len(text) > int(limit):
         text = text[: int(limit)] + "…"
