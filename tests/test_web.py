@@ -156,6 +156,17 @@ def test_every_page_is_revalidated_with_a_304(client, url):
         assert client.get(twin, HTTP_IF_MODIFIED_SINCE=first["Last-Modified"]).status_code == 304
 
 
+def strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from strings(item)
+
+
 def test_upstream_text_is_inert_on_every_page_and_in_every_json(client):
     world = build_world(hostile=True)
     for url in every_url(world):
@@ -166,7 +177,7 @@ def test_upstream_text_is_inert_on_every_page_and_in_every_json(client):
         assert "<script>" not in body and "<img src=x" not in body, url
         if url.startswith("/api/"):
             assert "\u202e" not in body and "<" not in body, url  # escaped: \u003c, \u202e
-            assert HOSTILE in json.dumps(json.loads(body), ensure_ascii=False), url  # yet given back exactly
+            assert any(HOSTILE in text for text in strings(json.loads(body))), url  # yet given back exactly
         else:
             assert "&lt;script&gt;" in body, url
             # A right-to-left override stays inside its own <bdi>: it cannot reorder the page around it.
