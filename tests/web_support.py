@@ -19,6 +19,7 @@ def revision(*parts):
 def build_world(locales=3, runs=4, pushes=5, hostile=False, now=None):
     """Two trees (a computed one on git, a forest one on hg) over ``locales`` locales, ``runs`` runs each
     (a day apart, the last the active one), ``pushes`` pushes per repository. Returns the names used."""
+    assert runs <= pushes, "each run compares revisions of its own push"
     now = now or timezone.now()
     text = HOSTILE if hostile else ""
     source = Repository.objects.create(name="mozilla-l10n/firefox-l10n-source", kind="git", branch="main",
