@@ -71,18 +71,28 @@ def overview():
     trees = list(Tree.objects.select_related("config_repository").order_by("archived", "code"))
     by_tree = defaultdict(list)
     for row in Active.objects.values(
-        "tree_id", "checked", "run__completion", "run__srctime", "run__reference_revision__revision",
-        "checked_reference__revision",
+        "tree_id", "checked", "run_id", "run__origin", "run__completion", "run__srctime",
+        "run__reference_revision__revision", "checked_reference__revision",
     ):
         by_tree[row["tree_id"]].append(row)
+    newest = {tree_id: max(rows, key=lambda row: (row["checked"] or row["run__srctime"], row["run__srctime"]))
+              for tree_id, rows in by_tree.items()}
+    # A task's run names its revisions only among `revisions`: the reference's is the config repository's.
+    published = defaultdict(dict)
+    tasks = [row["run_id"] for row in newest.values() if row["run__origin"] == TASKCLUSTER]
+    if tasks:
+        for run_id, revision, repository_id in Run.revisions.through.objects.filter(run_id__in=tasks).values_list(
+                "run_id", "changeset__revision", "changeset__repositories"):
+            published[run_id][repository_id] = revision
     result = []
     for tree in trees:
         rows = by_tree.get(tree.pk, [])
         completions = [row["run__completion"] for row in rows]
-        newest = max(rows, key=lambda row: (row["checked"] or row["run__srctime"], row["run__srctime"]), default=None)
         reference = None
-        if newest is not None:
-            revision = newest["checked_reference__revision"] or newest["run__reference_revision__revision"]
+        if tree.pk in newest:
+            row = newest[tree.pk]
+            revision = (row["checked_reference__revision"] or row["run__reference_revision__revision"]
+                        or published[row["run_id"]].get(tree.config_repository_id))
             reference = _revision(tree.config_repository, revision)
         result.append({
             **_tree_summary(tree),

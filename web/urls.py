@@ -1,10 +1,12 @@
 from django.urls import path
+from django.views.generic import RedirectView
 
 from . import views
 
 app_name = "web"
 urlpatterns = [
     path("", views.overview, name="overview"),
+    path("trees/", RedirectView.as_view(pattern_name="web:overview")),
     path("trees/<str:code>/", views.tree, name="tree"),
     path("trees/<str:code>/<str:locale>/", views.locale, name="locale"),
     path("pushes/", views.repositories, name="repositories"),
