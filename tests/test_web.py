@@ -12,7 +12,7 @@ import urllib.request
 from urllib.parse import urlencode
 
 import pytest
-from django.db import connection
+from django.db import connection, reset_queries
 from django.test.utils import CaptureQueriesContext
 
 from simulated.harness import PROJECT
@@ -199,9 +199,11 @@ PAGES_OF_SIZE = ["/", "/trees/fx-main/", "/trees/fx-hg/?sort=missing", "/trees/f
 def query_counts(client):
     counts = {}
     for url in PAGES_OF_SIZE + ["/api/" + url.lstrip("/") for url in PAGES_OF_SIZE if url != "/"]:
+        reset_queries()  # each request starts by emptying the log the context counts in
         with CaptureQueriesContext(connection) as queries:
             assert client.get(url).status_code == 200, url
         counts[url] = len(queries)
+    assert all(counts.values()), counts
     return counts
 
 

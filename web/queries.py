@@ -67,19 +67,30 @@ def _tree_summary(tree):
 # --- / ----------------------------------------------------------------------------------------
 
 
+def _actives(**filters):
+    """The active runs' rows, read by primary key: a join would make the database walk every run."""
+    actives = list(Active.objects.filter(**filters).values("tree_id", "locale_id", "checked", "run_id",
+                                                             "checked_reference_id"))
+    runs = {run["id"]: run for run in Run.objects.filter(pk__in=[a["run_id"] for a in actives]).values(
+        "id", "origin", "completion", "srctime", "created", "reference_revision_id")}
+    for active in actives:
+        active["run"] = runs[active["run_id"]]
+    return actives
+
+
 def overview():
     trees = list(Tree.objects.select_related("config_repository").order_by("archived", "code"))
     by_tree = defaultdict(list)
-    for row in Active.objects.values(
-        "tree_id", "checked", "run_id", "run__origin", "run__completion", "run__srctime",
-        "run__reference_revision__revision", "checked_reference__revision",
-    ):
-        by_tree[row["tree_id"]].append(row)
-    newest = {tree_id: max(rows, key=lambda row: (row["checked"] or row["run__srctime"], row["run__srctime"]))
+    for active in _actives():
+        by_tree[active["tree_id"]].append(active)
+    newest = {tree_id: max(rows, key=lambda row: (row["checked"] or row["run"]["srctime"], row["run"]["srctime"]))
               for tree_id, rows in by_tree.items()}
+    revisions = dict(Changeset.objects.filter(pk__in={
+        row["checked_reference_id"] or row["run"]["reference_revision_id"] for row in newest.values()
+    } - {None}).values_list("id", "revision"))
     # A task's run names its revisions only among `revisions`: the reference's is the config repository's.
     published = defaultdict(dict)
-    tasks = [row["run_id"] for row in newest.values() if row["run__origin"] == TASKCLUSTER]
+    tasks = [row["run_id"] for row in newest.values() if row["run"]["origin"] == TASKCLUSTER]
     if tasks:
         for run_id, revision, repository_id in Run.revisions.through.objects.filter(run_id__in=tasks).values_list(
                 "run_id", "changeset__revision", "changeset__repositories"):
@@ -87,11 +98,11 @@ def overview():
     result = []
     for tree in trees:
         rows = by_tree.get(tree.pk, [])
-        completions = [row["run__completion"] for row in rows]
+        completions = [row["run"]["completion"] for row in rows]
         reference = None
         if tree.pk in newest:
             row = newest[tree.pk]
-            revision = (row["checked_reference__revision"] or row["run__reference_revision__revision"]
+            revision = (revisions.get(row["checked_reference_id"] or row["run"]["reference_revision_id"])
                         or published[row["run_id"]].get(tree.config_repository_id))
             reference = _revision(tree.config_repository, revision)
         result.append({
@@ -100,7 +111,7 @@ def overview():
             "median_completion": statistics.median(completions) if completions else None,
             "complete": sum(1 for value in completions if value >= 100),
             "below_half": sum(1 for value in completions if value < 50),
-            "last_changed": max((row["run__srctime"] for row in rows), default=None),
+            "last_changed": max((row["run"]["srctime"] for row in rows), default=None),
             "last_checked": max((row["checked"] for row in rows if row["checked"]), default=None),
             "reference_revision": reference,
         })
@@ -376,10 +387,17 @@ def _newest_push(kind_ids):
     return push and {"at": push["push_date"], "repository": push["repository__name"], "push_id": push["push_id"]}
 
 
-def _newest_run(origin):
-    run = (Active.objects.filter(run__origin=origin).order_by("-run__created")
-           .values("run__created", "tree__code", "locale__code").first())
-    return run and {"at": run["run__created"], "tree": run["tree__code"], "locale": run["locale__code"]}
+def _newest_runs(actives):
+    """origin -> the newest active run of that origin (the newest run of each tree and locale is the active one)."""
+    trees = dict(Tree.objects.values_list("id", "code"))
+    locales = dict(Locale.objects.filter(pk__in={a["locale_id"] for a in actives}).values_list("id", "code"))
+    newest = {}
+    for active in actives:
+        run = active["run"]
+        if run["origin"] not in newest or run["created"] > newest[run["origin"]]["at"]:
+            newest[run["origin"]] = {"at": run["created"], "tree": trees[active["tree_id"]],
+                                     "locale": locales[active["locale_id"]]}
+    return newest
 
 
 def status_page(now=None):
@@ -413,6 +431,7 @@ def status_page(now=None):
     by_kind = defaultdict(list)
     for row in rows:
         by_kind[row["kind"]].append(row["id"])
+    newest_runs = _newest_runs(_actives())
     letters = DeadLetter.objects.unresolved()
     newest_letters = [{
         "time": letter["created"],
@@ -429,8 +448,8 @@ def status_page(now=None):
         "sources": {
             "hg.mozilla.org": _newest_push(by_kind["hg"]),
             "github": _newest_push(by_kind["git"]),
-            "taskcluster": _newest_run(TASKCLUSTER),
-            "computed": _newest_run(COMPUTED),
+            "taskcluster": newest_runs.get(TASKCLUSTER),
+            "computed": newest_runs.get(COMPUTED),
         },
         "dead_letters": {"unresolved": letters.count(), "newest": newest_letters},
         "repositories": repos,
