@@ -196,6 +196,7 @@ def measure(urls):
         reset_queries()  # each request starts by emptying the log the context counts in
         with CaptureQueriesContext(connection) as queries:
             client.get(url)
+        count = len(queries)  # now: later requests empty the log it reads
         times = []
         for _ in range(REQUESTS):
             started = time.perf_counter()
@@ -203,7 +204,7 @@ def measure(urls):
             times.append(time.perf_counter() - started)
             assert response.status_code == 200, url
         times.sort()
-        figures[name] = (len(queries), statistics.median(times) * 1000, times[int(len(times) * 0.95) - 1] * 1000)
+        figures[name] = (count, statistics.median(times) * 1000, times[int(len(times) * 0.95) - 1] * 1000)
     return figures
 
 

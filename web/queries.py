@@ -13,7 +13,7 @@ from collections import defaultdict
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Exists, Max, OuterRef
+from django.db.models import Exists, Max, OuterRef, Subquery
 from django.http import Http404
 
 from l10n.models import COMPUTED, TASKCLUSTER, Active, Run, RunFile
@@ -244,30 +244,38 @@ def locale_page(code, locale_code):
     runs = list(
         Run.objects.filter(tree=tree, locale=locale).order_by("srctime", "id").values(
             "id", "srctime", "created", "origin", "completion", "changed", "missing", "missingInFiles", "errors",
-            "total", "reference_revision_id", "locale_revision_id", "reference_revision__revision",
-            "locale_revision__revision",
+            "total", "reference_revision_id", "locale_revision_id",
         )
     )
+    # Read by primary key, never joined: a join would make the database walk every changeset and push.
+    revisions = dict(Changeset.objects.filter(
+        pk__in={row[field] for row in runs for field in ("reference_revision_id", "locale_revision_id")} - {None}
+    ).values_list("id", "revision"))
+    for row in runs:
+        row["reference_revision__revision"] = revisions.get(row["reference_revision_id"])
+        row["locale_revision__revision"] = revisions.get(row["locale_revision_id"])
     repository, folder = _locale_repositories(tree, [locale.pk]).get(locale.pk, (None, None))
-    watched = [r.pk for r in (tree.config_repository, repository) if r is not None]
+    watched = {r.pk: r for r in (tree.config_repository, repository) if r is not None}
     pushes = []
     changed = _changed_revisions(runs)
     if changed and watched:
-        rows = (Push.changesets.through.objects
-                .filter(changeset_id__in=changed, push__repository_id__in=watched)
-                .order_by("push__push_date", "push__push_id")
-                .values("push__push_id", "push__user", "push__push_date", "push__repository__name",
-                        "push__repository__kind", "push__repository__url", "changeset__revision"))
+        containing = defaultdict(list)
+        for push_id, changeset_id in Push.changesets.through.objects.filter(changeset_id__in=changed).values_list(
+                "push_id", "changeset_id"):
+            containing[push_id].append(changeset_id)
+        rows = (Push.objects.filter(pk__in=list(containing), repository_id__in=list(watched))
+                .order_by("push_date", "push_id").values("id", "push_id", "user", "push_date", "repository_id"))
         for row in rows:
-            pushes.append({
-                "repository": row["push__repository__name"],
-                "push_id": row["push__push_id"],
-                "user": row["push__user"],
-                "push_date": row["push__push_date"],
-                "revision": row["changeset__revision"],
-                "url": commit_url(row["push__repository__kind"], row["push__repository__url"],
-                                  row["changeset__revision"]),
-            })
+            pushed = watched[row["repository_id"]]
+            for changeset_id in containing[row["id"]]:
+                pushes.append({
+                    "repository": pushed.name,
+                    "push_id": row["push_id"],
+                    "user": row["user"],
+                    "push_date": row["push_date"],
+                    "revision": revisions[changeset_id],
+                    "url": commit_url(pushed.kind, pushed.url, revisions[changeset_id]),
+                })
     run = active.run
     reference_at = run.reference_revision.revision if run.reference_revision else None
     locale_at = run.locale_revision.revision if run.locale_revision else None
@@ -379,10 +387,12 @@ def pushes_page(name, cursor=None, path="", user=""):
 # --- /status/ ------------------------------------------------------------------------------------
 
 
-def _newest_push(kind_ids):
-    if not kind_ids:
-        return None
-    push = (Push.objects.filter(repository_id__in=kind_ids).order_by("-push_date")
+def _newest_push(kind):
+    """The newest stored push of a kind of repository: among each repository's newest (its unique index)."""
+    newest_each = Repository.objects.filter(kind=kind).annotate(
+        newest=Subquery(Push.objects.filter(repository=OuterRef("pk")).order_by("-push_id").values("pk")[:1])
+    ).values("newest")
+    push = (Push.objects.filter(pk__in=newest_each).order_by("-push_date")
             .values("push_date", "push_id", "repository__name").first())
     return push and {"at": push["push_date"], "repository": push["repository__name"], "push_id": push["push_id"]}
 
@@ -428,9 +438,6 @@ def status_page(now=None):
     stale_after = 2 * interval + settings.HG_TIMEOUT if interval else None
     heard = _newest(liveness["last_attempt"], liveness["last_synced"])
     alive = None if stale_after is None or heard is None else (now - heard).total_seconds() <= stale_after
-    by_kind = defaultdict(list)
-    for row in rows:
-        by_kind[row["kind"]].append(row["id"])
     newest_runs = _newest_runs(_actives())
     letters = DeadLetter.objects.unresolved()
     newest_letters = [{
@@ -446,8 +453,8 @@ def status_page(now=None):
         "consumer": {"last_attempt": liveness["last_attempt"], "last_synced": liveness["last_synced"],
                      "stale_after_seconds": stale_after, "alive": alive},
         "sources": {
-            "hg.mozilla.org": _newest_push(by_kind["hg"]),
-            "github": _newest_push(by_kind["git"]),
+            "hg.mozilla.org": _newest_push(Repository.HG),
+            "github": _newest_push(Repository.GIT),
             "taskcluster": newest_runs.get(TASKCLUSTER),
             "computed": newest_runs.get(COMPUTED),
         },
