@@ -119,7 +119,7 @@ def test_the_image_runs_a_web_head_with_one_command_and_collects_its_static_file
                          capture_output=True, text=True, timeout=30)
     assert ran.returncode == 0 and ran.stdout == "worker command\n"
     healthcheck = (PROJECT / "docker" / "healthcheck").read_text()
-    assert "/tmp/l10n-web-head" in healthcheck and "http://127.0.0.1:8000/healthz" in healthcheck
+    assert "/tmp/l10n-web-head" in healthcheck and "exec python -m web.health" in healthcheck
     assert "/tmp/l10n-web-head" in entrypoint
     for name in ("entrypoint", "healthcheck"):
         assert os.access(PROJECT / "docker" / name, os.X_OK), name

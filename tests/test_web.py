@@ -295,6 +295,14 @@ def test_gunicorn_serves_the_pages_static_files_and_health(tmp_path):
         css = urllib.request.urlopen(f"http://127.0.0.1:{port}/static/web/style.css", timeout=5)
         assert css.status == 200 and css.headers["Content-Type"].startswith("text/css")
         assert css.headers["X-Content-Type-Options"] == "nosniff"
+        # The container's health check of a web head: it asks under a host the web head answers to.
+        assert health_check_of(port, env).returncode == 0
+        assert health_check_of(port, {**env, "ALLOWED_HOSTS": "example.org"}).returncode != 0
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def health_check_of(port, env):
+    return subprocess.run([sys.executable, "-m", "web.health", str(port)], cwd=PROJECT, env=env, capture_output=True,
+                          text=True, timeout=60)
