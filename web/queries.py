@@ -15,6 +15,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db.models import Exists, Max, OuterRef, Subquery
 from django.http import Http404
+from django.utils import timezone
 
 from l10n.models import COMPUTED, TASKCLUSTER, Active, Run, RunFile
 from life.models import Changeset, Locale, Push, Repository, SyncState, Tree
@@ -192,7 +193,7 @@ def tree_page(code, sort="locale", descending=False, now=None):
     repositories = _locale_repositories(tree, [active.locale_id for active in actives])
     published = _taskcluster_revisions([active.run for active in actives])
     # From the start of a day: the answer (and its ETag) stays the same all day unless the data changes.
-    since = ((now or _now()) - timedelta(days=TREND_DAYS)).replace(hour=0, minute=0, second=0, microsecond=0)
+    since = ((now or timezone.now()) - timedelta(days=TREND_DAYS)).replace(hour=0, minute=0, second=0, microsecond=0)
     trends = defaultdict(list)
     for locale_id, srctime, completion in (
         Run.objects.filter(tree=tree, srctime__gte=since).order_by("srctime", "id")
@@ -411,7 +412,7 @@ def _newest_runs(actives):
 
 
 def status_page(now=None):
-    now = now or _now()
+    now = now or timezone.now()
     rows = list(Repository.objects.order_by("name").values(
         "id", "name", "kind", "archived", "sync_state__last_synced", "sync_state__last_attempt",
         "sync_state__failures", "sync_state__next_attempt", "sync_state__last_error",
@@ -462,9 +463,3 @@ def status_page(now=None):
         "repositories": repos,
     }
     return data, _newest(heard, *(letter["time"] for letter in newest_letters))
-
-
-def _now():
-    from django.utils import timezone
-
-    return timezone.now()

@@ -13,6 +13,7 @@ from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.middleware.http import ConditionalGetMiddleware
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.cache import patch_cache_control
 from django.utils.decorators import decorator_from_middleware
 from django.utils.http import http_date
@@ -92,7 +93,7 @@ def _tree(request, code):
 
 
 def _decorate_tree(request, context):
-    since, now = context["trend_since"], queries._now()
+    since, now = context["trend_since"], timezone.now()
     for row in context["locales"]:
         row["bar"] = charts.completion_bar(row["completion"])
         row["trend_svg"] = charts.trend_line([(p["srctime"], p["completion"]) for p in row["trend"]], since, now)
