@@ -24,9 +24,21 @@ VAR_DIR = env.directory("VAR_DIR", BASE_DIR / "var")
 
 # --- Django ---------------------------------------------------------------
 
-SECRET_KEY = env.text("SECRET_KEY", "dev-only-not-secret", pattern=r".{32,}", meaning="at least 32 characters")
+SECRET_KEY = env.text("SECRET_KEY", None, pattern=r".{32,}", meaning="at least 32 characters")
 DEBUG = env.boolean("DEBUG", False)
-ALLOWED_HOSTS = env.hosts("ALLOWED_HOSTS", ("localhost", "127.0.0.1"))
+ALLOWED_HOSTS = env.hosts("ALLOWED_HOSTS", ()) or None
+# A web head outside DEBUG refuses to start without its own key and host names (settings/wsgi.py says which);
+# the worker and the commands sign nothing and answer no Host, so they run on the development defaults.
+WEB_CONFIGURATION_ERRORS = tuple(
+    f"{name} is required for a web head outside DEBUG ({why})"
+    for name, value, why in (
+        ("SECRET_KEY", SECRET_KEY, "it signs the admin's sessions"),
+        ("ALLOWED_HOSTS", ALLOWED_HOSTS, "the host names it answers to"),
+    )
+    if value is None and not DEBUG
+)
+SECRET_KEY = SECRET_KEY or "dev-only-not-secret"
+ALLOWED_HOSTS = ALLOWED_HOSTS or ["localhost", "127.0.0.1"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -38,15 +50,19 @@ INSTALLED_APPS = [
     "life",
     "l10n",
     "worker",
+    "web",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "web.middleware.content_security_policy",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "settings.urls"
@@ -68,6 +84,17 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "static/"
+# Collected at build time (the Dockerfile) and served by whitenoise from the WSGI app; without a
+# collectstatic (a checkout, the tests) whitenoise serves them from the apps' folders.
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+WSGI_APPLICATION = "settings.wsgi.application"
 
 # --- the database the web heads share -----------------------------------------
 

@@ -313,6 +313,7 @@ def print_report(result, database):
         print(f"dead letter: {letter}")
     print(f"\nThe data stays in {database}: .venv/bin/python manage.py dbshell (with VAR_DIR=var/demo),")
     print("or the admin: VAR_DIR=var/demo .venv/bin/python manage.py createsuperuser, then runserver, /admin/.")
+    print("Browse it: `make web`, then open http://127.0.0.1:8000/ (trees, pushes, status; JSON under /api/).")
 
 
 def main():

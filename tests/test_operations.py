@@ -94,12 +94,35 @@ def test_dockerfile_runs_the_pinned_worker_as_a_non_root_user_with_a_health_chec
     assert any(line.startswith("VOLUME") and "/srv/repos" in line for line in instructions)
     assert any("REPOSITORY_BASE=/srv/repos" in line for line in instructions)
     healthcheck = next(line for line in instructions if line.startswith("HEALTHCHECK"))
-    assert "worker.health" in healthcheck
+    assert healthcheck.endswith('CMD ["healthcheck"]')
+    assert "python -m worker.health" in (PROJECT / "docker" / "healthcheck").read_text()
     assert instructions[-1] == 'CMD ["python", "manage.py", "consume-pulse"]'
     # The image installs exactly what pyproject.toml pins, nothing floating.
     assert any("pip install" in line and "--no-deps" not in line for line in instructions)
     assert any("COPY pyproject.toml" in line for line in instructions)
     assert not any(re.search(r"pip install [^.-]*[a-z]+\s*$", line) for line in instructions)
+
+
+def test_the_image_runs_a_web_head_with_one_command_and_collects_its_static_files_at_build_time():
+    text = (PROJECT / "Dockerfile").read_text()
+    instructions = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    assert "COPY web ./web" in instructions
+    assert any(line.startswith("COPY docker/entrypoint docker/healthcheck /usr/local/bin/") for line in instructions)
+    assert 'ENTRYPOINT ["entrypoint"]' in instructions
+    collect = instructions.index("RUN python manage.py collectstatic --noinput --verbosity 0")
+    assert collect > instructions.index("COPY web ./web") and collect < instructions.index("USER l10n")
+    assert any(line.startswith("EXPOSE") and "8000" in line.split() for line in instructions)
+    # `docker run IMAGE web` is gunicorn (web.serve checks the configuration, then execs it); anything else runs as is.
+    entrypoint = (PROJECT / "docker" / "entrypoint").read_text()
+    assert 'if [ "$1" = "web" ]' in entrypoint and "exec python -m web.serve \"$@\"" in entrypoint
+    ran = subprocess.run(["sh", str(PROJECT / "docker" / "entrypoint"), "echo", "worker", "command"],
+                         capture_output=True, text=True, timeout=30)
+    assert ran.returncode == 0 and ran.stdout == "worker command\n"
+    healthcheck = (PROJECT / "docker" / "healthcheck").read_text()
+    assert "/tmp/l10n-web-head" in healthcheck and "exec python -m web.health" in healthcheck
+    assert "/tmp/l10n-web-head" in entrypoint
+    for name in ("entrypoint", "healthcheck"):
+        assert os.access(PROJECT / "docker" / name, os.X_OK), name
 
 
 DEBIAN_RELEASES = {"11": "bullseye", "12": "bookworm", "13": "trixie"}
