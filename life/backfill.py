@@ -19,10 +19,10 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from plumbing.errors import PermanentError, TransientError
+from plumbing.http import http_session
 
+from .kinds import for_repository
 from .models import Repository
-from .pushlog import PushlogClient
-from .repositories import catch_up
 from .sync import describe
 
 log = logging.getLogger(__name__)
@@ -66,15 +66,15 @@ def due_repositories(names=None):
     return list(ordered), repositories.count() - due.count()
 
 
-def backfill(limit=None, names=None, client=None, on_outcome=None):
-    """Backfill up to ``limit`` repositories; returns a BackfillReport."""
+def backfill(limit=None, names=None, session=None, on_outcome=None):
+    """Backfill up to ``limit`` repositories (one HTTP session for all); returns a BackfillReport."""
     started = time.monotonic()
-    client = client or PushlogClient()
+    session = session or http_session()
     repositories, backed_off = due_repositories(names)
     report = BackfillReport(backed_off=backed_off)
     for repository in repositories[:limit]:
         try:
-            result = catch_up(repository, client=client)
+            result = for_repository(repository).catch_up(repository, session=session)
         except Exception as error:  # recorded in its SyncState already; the others still get their turn
             if not isinstance(error, (TransientError, PermanentError)):
                 log.exception("backfill of %s failed", repository.name)

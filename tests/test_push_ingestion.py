@@ -9,7 +9,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from life import clones
-from life.ingest import find_forest, ingest_new_repository, ingest_pushes, reprocess_repository
+from life.hg import clone as hg_clone
+from life.hg.ingest import find_forest, ingest_new_repository, ingest_pushes, reprocess_repository
 from life.models import NULL_REVISION, Changeset, Forest, Push, Repository
 from plumbing.errors import PermanentError, TransientError
 
@@ -323,7 +324,7 @@ def test_broken_clone_is_removed_and_recloned(hgmo):
     (path / ".hg" / "garbage").write_text("half a clone")
 
     assert ingest_pushes(repo, 1).pushes == 1
-    assert clones.is_usable_clone(path)
+    assert hg_clone.is_usable_clone(path)
     assert not (path / ".hg" / "garbage").exists()
 
 

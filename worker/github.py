@@ -25,11 +25,12 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from life.gitingest import ingest_push
+from life.git.ingest import ingest_push
 from life.models import Repository
 from plumbing.errors import PermanentError
 from plumbing.jsondoc import decode_json, validate_schema
 
+from . import metrics
 from .dispatch import skipped, stored
 
 WEBHOOKS_EXCHANGE = "exchange/github-webhooks/v1"
@@ -252,10 +253,11 @@ class GitHubPushHandler:
             return skipped(f"tracked branch {repository.branch} deleted")
         result = ingest_push(repository, message.after, before=message.before, pusher=message.pusher,
                              pushed_at=message.pushed_at)
+        metrics.VCS_SECONDS.labels("git").observe(result.vcs_seconds)
         if not result.pushes:
             return skipped(result.detail or "push already stored")
         return stored(
             f"{result.pushes} pushes, {result.changesets} changesets, "
             f"{result.placeholders_filled} placeholders filled{', forced' if message.forced else ''}, "
-            f"git {result.git_seconds:.2f}s"
+            f"git {result.vcs_seconds:.2f}s"
         )

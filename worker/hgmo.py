@@ -8,7 +8,7 @@ store pushes for a known repository, create one under a known forest.
 import time
 from dataclasses import dataclass
 
-from life.ingest import find_forest, ingest_new_repository, ingest_pushes
+from life.hg.ingest import find_forest, ingest_new_repository, ingest_pushes
 from life.models import Repository
 from plumbing.errors import PermanentError
 from plumbing.jsondoc import decode_json
@@ -153,12 +153,12 @@ class HgPushHandler:
             return skipped("unknown repository")
         _check_announced_url(push.repo_url, repository.url, f"the known URL of {repository.name}")
         result = ingest_pushes(repository, max(push.push_ids, default=None), announced=push.push_ids)
-        metrics.HG_SECONDS.observe(result.hg_seconds)
+        metrics.VCS_SECONDS.labels("hg").observe(result.vcs_seconds)
         if not result.pushes:
             return skipped("pushes already stored")
         return stored(
             f"{result.pushes} pushes, {result.changesets} changesets, "
-            f"{result.placeholders_filled} placeholders filled, hg {result.hg_seconds:.2f}s"
+            f"{result.placeholders_filled} placeholders filled, hg {result.vcs_seconds:.2f}s"
         )
 
     def newrepo(self, push):
@@ -169,7 +169,7 @@ class HgPushHandler:
         url = forest.repository_url(code)
         _check_announced_url(push.repo_url, url, f"{url}, the forest's URL for it")
         repository, result = ingest_new_repository(forest, code)
-        metrics.HG_SECONDS.observe(result.hg_seconds)
+        metrics.VCS_SECONDS.labels("hg").observe(result.vcs_seconds)
         self.known.forget()
         return stored(f"repository {repository.name}, {result.changesets} changesets")
 

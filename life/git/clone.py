@@ -1,43 +1,31 @@
-"""Local clones of git repositories, and reading their commits many at a time.
+"""Local clones of git repositories: running git, and keeping the clones current.
 
 The ``git`` command line does the work (a pinned Debian package in the
-image): every network operation is a subprocess with a hard timeout, like
-``hg`` in ``clones``, and speaks whatever protocol the server speaks. Commits
-are read by ONE streaming ``git log`` per request, however many commits it
-covers, parsed here as it arrives; nothing runs a process per commit.
+image): every network operation is a subprocess with a hard timeout
+(``plumbing.processes``), like ``hg`` in ``life.hg.clone``, and speaks
+whatever protocol the server speaks. Commits are read in ``log``.
 
 A clone is a bare repository in ``<REPOSITORY_BASE>/<name>/.git``, built beside
 the old one (if any) and swapped in once complete, as Mercurial clones are
 (``life.storage``). The tracked branch is fetched
 from the repository's configured URL with an explicit refspec; nothing a
 message says is ever fetched.
-
-The remote tip of a branch costs one HTTP request: the smart-HTTP ref
-advertisement (``info/refs?service=git-upload-pack``, protocol v0 pkt-lines),
-through ``plumbing.http`` and its timeouts and size limit.
 """
 
 import logging
 import os
 import re
 import shutil
-import subprocess
-import tempfile
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.conf import settings
 
 from plumbing import processes
 from plumbing.errors import PermanentError, TransientError
-from plumbing.http import get_bytes, http_session
-from plumbing.names import is_revision
-from plumbing.text import storable
 
-from . import clones, storage
-from .models import NULL_REVISION
-from .records import ChangesetRecord
+from .. import clones, storage
+from .remote import remote_url
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +48,6 @@ _DIES_WITH_PARENT = ("setpriv", "--pdeathsig", "KILL", "--") if shutil.which("se
 # Written into every clone: background maintenance would outlive the timeout of the command that
 # started it; a collection still runs (in the foreground) when a fetch finds too many loose objects.
 _CLONE_CONFIG = {"gc.autoDetach": "false", "maintenance.autoDetach": "false"}
-_READ_CHUNK = 1 << 20
 _REMOTE_REF_MISSING = "couldn't find remote ref"
 _REDIRECTED = re.compile(r"returned error: 30[12378]\b")
 _BRANCH_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{")
@@ -78,11 +65,6 @@ def validate_branch_name(name):
     return name
 
 
-def remote_url(repository_url):
-    """What git fetches from: the configured URL, without the trailing slash the database keeps."""
-    return repository_url.rstrip("/")
-
-
 def git_dir(repository):
     return clones.clone_path(repository) / ".git"
 
@@ -97,15 +79,24 @@ def tracking_ref(repository):
 # --- running git --------------------------------------------------------------
 
 
-def _environment():
+def git_environment():
     return dict(os.environ, **_ENVIRONMENT)
+
+
+def git_command(directory, args):
+    """The command line of git ``args`` on the repository ``directory`` (None: no repository yet)."""
+    git = [*_DIES_WITH_PARENT, "git", *_SAFE_CONFIG]
+    return [*git, f"--git-dir={directory}", *args] if directory else [*git, *args]
+
+
+def vcs_timeout():
+    return settings.HG_TIMEOUT
 
 
 def run_git(directory, args, what, input=None):
     """Run git on the repository ``directory``; a timeout or failure is transient, a redirect permanent."""
-    git = [*_DIES_WITH_PARENT, "git", *_SAFE_CONFIG]
-    command = [*git, f"--git-dir={directory}", *args] if directory else [*git, *args]
-    done = processes.run(command, env=_environment(), timeout=settings.HG_TIMEOUT, what=what, input=input)
+    command = git_command(directory, args)
+    done = processes.run(command, env=git_environment(), timeout=vcs_timeout(), what=what, input=input)
     if done.returncode != 0:
         reason = done.last_error_line()
         if _REDIRECTED.search(reason):
@@ -225,156 +216,3 @@ def count_commits(directory, target, exclude=()):
     return int(out.decode().strip() or 0)
 
 
-# --- reading commits ------------------------------------------------------------
-
-# A record starts with an empty field (paths are never empty), then the commit's fields; the paths
-# it touched follow, the first one after the newline git puts between the header and the paths.
-_LOG_FORMAT = "--format=%x00%H%x00%P%x00%an <%ae>%x00%B"
-_HEADER_FIELDS = 4
-
-
-def read_commits(directory, target, exclude=()):
-    """ChangesetRecords of the commits reachable from ``target`` but not from ``exclude``, parents
-    before children, streamed from one ``git log``.
-
-    Files are those Mercurial's ``files`` would list: what each commit changed, and for a merge,
-    what differs from its first parent. Excluded commits the clone does not have are ignored.
-    """
-    command = ["git", *_SAFE_CONFIG, f"--git-dir={directory}", "log", "-z", _LOG_FORMAT, "--name-only",
-               "--diff-merges=first-parent", "--no-renames", "--topo-order", "--reverse", "--no-mailmap",
-               "--no-show-signature", "--encoding=UTF-8", "--ignore-missing", target,
-               *(f"^{e}" for e in exclude), "--"]
-    with tempfile.TemporaryFile() as errors:
-        process = subprocess.Popen(command, env=_environment(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=errors)
-        timer = threading.Timer(settings.HG_TIMEOUT, process.kill)
-        timer.start()
-        try:
-            yield from _parse_log(_fields(process.stdout))
-        finally:
-            timer.cancel()
-            if process.poll() is None:
-                process.kill()  # the reader stopped early (or failed): nothing more is wanted
-            process.stdout.close()
-            returncode = process.wait()
-        if returncode != 0:
-            errors.seek(0)
-            lines = errors.read().decode("utf-8", "replace").strip().splitlines()
-            reason = "timed out" if returncode == -9 else (lines[-1] if lines else f"exit {returncode}")
-            raise TransientError(f"git log {target} failed: {reason}")
-
-
-def _fields(stream):
-    """The NUL-terminated fields of a stream, as bytes."""
-    rest = b""
-    while chunk := stream.read1(_READ_CHUNK):
-        parts = (rest + chunk).split(b"\0")
-        rest = parts.pop()
-        yield from parts
-    if rest:
-        yield rest
-
-
-def _text(value):
-    return storable(value.decode("utf-8", "replace"))
-
-
-def _parse_log(fields):
-    """Records from the fields of ``git log -z`` in ``_LOG_FORMAT`` with ``--name-only``."""
-    fields = iter(fields)
-    header, files = None, []
-    for value in fields:
-        if value and header is not None:
-            # The first path comes after the newline git writes between a commit and its paths.
-            files.append(value[1:] if not files and value.startswith(b"\n") else value)
-        elif value:
-            raise TransientError("git log wrote something before the first commit")
-        else:
-            if header is not None:
-                yield _record(header, files)
-            # Taken by position: an empty message is an empty field.
-            header, files = [next(fields, b"") for _ in range(_HEADER_FIELDS)], []
-    if header is not None:
-        yield _record(header, files)
-
-
-def _record(header, files):
-    sha, parents, user, message = header
-    revision = sha.decode()
-    if not is_revision(revision):
-        raise TransientError(f"git log gave {revision[:60]!r} where a commit id belongs")
-    parent_ids = tuple(parents.decode().split()) or (NULL_REVISION,)
-    return ChangesetRecord(
-        revision=revision,
-        user=_text(user),
-        description=_text(message).rstrip("\n"),
-        branch=None,  # a git commit belongs to no named branch
-        parents=parent_ids,
-        files=tuple(dict.fromkeys(_text(path) for path in files)),
-    )
-
-
-# --- the remote tip: one request ---------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Advertisement:
-    """What a smart-HTTP git server advertises: {ref: commit}, and the branch HEAD points to."""
-
-    refs: dict = field(default_factory=dict)
-    head: str | None = None
-
-    def branch(self, name):
-        return self.refs.get(f"refs/heads/{name}")
-
-    @property
-    def default_branch(self):
-        return self.head.removeprefix("refs/heads/") if self.head and self.head.startswith("refs/heads/") else None
-
-
-def _pkt_lines(body):
-    position = 0
-    while position < len(body):
-        size_text = body[position : position + 4]
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise PermanentError("the git server's ref advertisement is not in pkt-line format") from None
-        if size == 0:
-            yield None  # flush
-            position += 4
-            continue
-        if size < 4 or position + size > len(body):
-            raise PermanentError("the git server's ref advertisement has a malformed pkt-line")
-        yield body[position + 4 : position + size]
-        position += size
-
-
-def parse_advertisement(body):
-    """An Advertisement from the body of ``info/refs?service=git-upload-pack`` (protocol v0)."""
-    lines = _pkt_lines(body)
-    first = next(lines, None)
-    if first is None or first.rstrip(b"\n") != b"# service=git-upload-pack":
-        raise PermanentError("not a smart-HTTP git repository (no git-upload-pack service announcement)")
-    refs, head = {}, None
-    for line in lines:
-        if line is None:
-            continue
-        line = line.rstrip(b"\n")
-        line, _, capabilities = line.partition(b"\0")
-        sha, _, name = line.partition(b" ")
-        sha, name = sha.decode("ascii", "replace"), name.decode("utf-8", "replace")
-        if not is_revision(sha):
-            raise PermanentError(f"the git server advertised {sha[:60]!r} where a commit id belongs")
-        for capability in capabilities.decode("utf-8", "replace").split():
-            if capability.startswith("symref=HEAD:"):
-                head = capability.removeprefix("symref=HEAD:")
-        if sha != NULL_REVISION and not name.endswith("^{}"):  # an empty repository advertises 0{40}
-            refs[name] = sha
-    return Advertisement(refs, head)
-
-
-def advertisement(url, session=None):
-    """The refs of the git repository at ``url``: one GET."""
-    body = get_bytes(session or http_session(), remote_url(url) + "/info/refs", {"service": "git-upload-pack"})
-    return parse_advertisement(body)

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection, connections
 from django.db.migrations.executor import MigrationExecutor
 
-from life import storage
+from life.management.storage import prepare_storage
 from worker import metrics
 from worker.config import brokers
 from worker.consumer import PulseWorker, connect
@@ -27,10 +27,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, max_messages, idle_exit, **options):
-        try:
-            storage.prepare()  # REPOSITORY_BASE usable; what killed workers left removed
-        except storage.StorageError as error:
-            raise SystemExit(f"configuration: {error}") from None
+        prepare_storage()
         check_migrations()
         workers = [
             PulseWorker(connect(broker), broker, max_messages=max_messages, idle_exit=idle_exit)

@@ -1,0 +1,39 @@
+"""The one place that tells the kinds of repository apart: a table of what each kind does.
+
+Each kind is a folder of the same shape (``life/hg``, ``life/git``); this
+module is the only one that imports both. Code that works on a repository of
+either kind asks ``for_repository(repository)`` and calls what the entry holds.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .git import ingest as git_ingest
+from .hg import ingest as hg_ingest
+from .models import Repository
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What one kind of repository does; every entry has the same signature for both kinds."""
+
+    name: str  # Repository.kind
+    # Bring the repository up to date (the backfill's step): (repository, session=None) -> IngestResult.
+    catch_up: Callable
+    # Re-fetch (or re-clone) and import what is missing, idempotently:
+    # (repository, reclone=False, progress=None) -> IngestResult.
+    reprocess: Callable
+    progress_unit: str  # what reprocess's progress(done, total) counts
+
+
+KINDS = {
+    Repository.HG: Kind(Repository.HG, catch_up=hg_ingest.catch_up, reprocess=hg_ingest.reprocess,
+                        progress_unit="push"),
+    Repository.GIT: Kind(Repository.GIT, catch_up=git_ingest.catch_up, reprocess=git_ingest.reprocess,
+                         progress_unit="commit"),
+}
+
+
+def for_repository(repository):
+    """The Kind of ``repository``."""
+    return KINDS[repository.kind]
