@@ -16,6 +16,7 @@ from django.db import transaction
 
 from plumbing.errors import PermanentError
 from plumbing.names import validate_locale_code, validate_repository_name
+from plumbing.urls import configured_url_parts
 
 from . import kinds
 from .git.clone import validate_branch_name
@@ -40,9 +41,10 @@ class Tracking:
 def normalise_url(url, kind):
     """The repository URL as rows keep it: http(s), no query, one trailing slash; no ``.git`` for git,
     so that comparisons' revision keys (``/owner/name/``) resolve to it."""
-    parts = urlsplit(url or "")
-    if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
-        raise PermanentError(f"{url!r} is not an http(s) repository URL")
+    try:
+        parts = configured_url_parts(url)
+    except ValueError:
+        raise PermanentError(f"{url!r} is not an http(s) repository URL") from None
     path = parts.path.rstrip("/")
     if kind == Repository.GIT:
         path = path.removesuffix(".git")

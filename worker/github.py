@@ -21,7 +21,6 @@ and other events are skipped with the reason.
 """
 
 import re
-import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -32,6 +31,7 @@ from plumbing.jsondoc import decode_json, validate_schema
 
 from . import metrics
 from .dispatch import skipped, stored
+from .known import Refreshed
 
 WEBHOOKS_EXCHANGE = "exchange/github-webhooks/v1"
 TASKCLUSTER_GITHUB_EXCHANGE = "exchange/taskcluster-github/v1/push"
@@ -206,28 +206,18 @@ def same_repository_url(a, b):
     return normal(a) == normal(b)
 
 
-class KnownGitHubRepositories:
-    """{owner/name: repository id} of the active git repositories, re-read at most every ``ttl`` seconds.
+class KnownGitHubRepositories(Refreshed):
+    """{owner/name: repository id} of the active git repositories (``worker.known``)."""
 
-    Pulse carries pushes of every repository whose notifications are
-    republished; skipping those we do not track costs no query.
-    """
-
-    def __init__(self, ttl, clock=time.monotonic):
-        self.ttl = ttl
-        self.clock = clock
-        self.ids = {}
-        self.read_at = None
+    def read(self):
+        rows = Repository.objects.active().filter(kind=Repository.GIT).order_by("pk").values_list("pk", "url")
+        ids = {}
+        for pk, url in rows:
+            ids.setdefault(repository_full_name(url), pk)
+        return ids
 
     def get(self, full_name):
-        now = self.clock()
-        if self.read_at is None or now - self.read_at >= self.ttl:
-            rows = Repository.objects.active().filter(kind=Repository.GIT).order_by("pk").values_list("pk", "url")
-            self.ids = {}
-            for pk, url in rows:
-                self.ids.setdefault(repository_full_name(url), pk)
-            self.read_at = now
-        return self.ids.get(full_name.lower())
+        return self.current().get(full_name.lower())
 
 
 class GitHubPushHandler:

@@ -5,7 +5,6 @@ readable reason out. ``handle`` does the work through ``life``: pull and
 store pushes for a known repository, create one under a known forest.
 """
 
-import time
 from dataclasses import dataclass
 
 from life.hg.ingest import find_forest, ingest_new_repository, ingest_pushes
@@ -16,6 +15,7 @@ from plumbing.names import is_revision, validate_repository_name
 
 from . import metrics
 from .dispatch import skipped, stored
+from .known import Refreshed
 
 EXCHANGE = "exchange/hgpushes/v2"
 
@@ -103,31 +103,14 @@ def parse(delivery):
 # --- handling -------------------------------------------------------------------
 
 
-class KnownRepositories:
-    """The names of active repositories, re-read at most every ``ttl`` seconds.
+class KnownRepositories(Refreshed):
+    """The names of active repositories (``worker.known``)."""
 
-    hg.mozilla.org announces every push of every repository and almost all
-    are for repositories we do not track: skipping them must not cost a
-    query each. A repository added elsewhere is seen within ``ttl``; the
-    same race exists anyway with a parallel worker still creating it, and a
-    missed push is recovered by the next push or the backfill.
-    """
-
-    def __init__(self, ttl, clock=time.monotonic):
-        self.ttl = ttl
-        self.clock = clock
-        self.names = frozenset()
-        self.read_at = None
+    def read(self):
+        return frozenset(Repository.objects.active().values_list("name", flat=True))
 
     def __contains__(self, name):
-        now = self.clock()
-        if self.read_at is None or now - self.read_at >= self.ttl:
-            self.names = frozenset(Repository.objects.active().values_list("name", flat=True))
-            self.read_at = now
-        return name in self.names
-
-    def forget(self):
-        self.read_at = None
+        return name in self.current()
 
 
 class HgPushHandler:
