@@ -11,6 +11,7 @@ failed goes after the others; one that keeps failing is backed off (see
 and the run goes on: one broken repository cannot starve the others.
 """
 
+import enum
 import logging
 import time
 from dataclasses import dataclass, field
@@ -28,10 +29,16 @@ from .sync import describe
 log = logging.getLogger(__name__)
 
 
-@dataclass
+class Status(enum.StrEnum):
+    UP_TO_DATE = "up to date"
+    CAUGHT_UP = "caught up"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
 class RepositoryOutcome:
     name: str
-    status: str  # "up to date", "caught up", "failed"
+    status: Status
     detail: str = ""
 
 
@@ -47,8 +54,8 @@ class BackfillReport:
     def summary(self):
         return (
             f"backfill: {len(self.outcomes)} repositories in {self.seconds:.1f}s: "
-            f"{self.count('caught up')} caught up, {self.count('up to date')} up to date, "
-            f"{self.count('failed')} failed, {self.backed_off} backing off"
+            f"{self.count(Status.CAUGHT_UP)} caught up, {self.count(Status.UP_TO_DATE)} up to date, "
+            f"{self.count(Status.FAILED)} failed, {self.backed_off} backing off"
         )
 
 
@@ -78,7 +85,7 @@ def backfill(limit=None, names=None, session=None, on_outcome=None):
         except Exception as error:  # recorded in its SyncState already; the others still get their turn
             if not isinstance(error, (TransientError, PermanentError)):
                 log.exception("backfill of %s failed", repository.name)
-            outcome = RepositoryOutcome(repository.name, "failed", describe(error))
+            outcome = RepositoryOutcome(repository.name, Status.FAILED, describe(error))
         else:
             outcome = _success(repository, result)
         report.outcomes.append(outcome)
@@ -94,4 +101,5 @@ def _success(repository, result):
         details.append(f"{result.pushes} pushes, {result.changesets} changesets")
     if result.rejected:
         details.append(f"{len(result.rejected)} pushes rejected, e.g. {result.rejected[0]}")
-    return RepositoryOutcome(repository.name, "caught up" if result.pushes else "up to date", "; ".join(details))
+    return RepositoryOutcome(repository.name, Status.CAUGHT_UP if result.pushes else Status.UP_TO_DATE,
+                             "; ".join(details))

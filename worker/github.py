@@ -22,6 +22,7 @@ and other events are skipped with the reason.
 
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 from life.git.ingest import ingest_push
@@ -106,7 +107,7 @@ class GitHubPush:
     pusher: str
     pushed_at: int | None = None
     clone_url: str | None = None
-    kind = "push"
+    kind: ClassVar[str] = "push"  # a dispatch.Message: kind and subject
 
     @property
     def subject(self):
@@ -115,7 +116,7 @@ class GitHubPush:
 
 @dataclass(frozen=True)
 class GitHubEvent:
-    """Any other webhook event: skipped without reading its body."""
+    """Any other webhook event (a dispatch.Message): skipped without reading its body."""
 
     kind: str
     full_name: str

@@ -22,7 +22,7 @@ EXCHANGE = "exchange/hgpushes/v2"
 
 @dataclass(frozen=True)
 class HgPush:
-    """One hg.mozilla.org notification: ``kind`` is the payload type."""
+    """One hg.mozilla.org notification (a dispatch.Message): ``kind`` is the payload type."""
 
     kind: str
     repository: str

@@ -9,6 +9,7 @@ own, so nothing in the message has to say it.
 """
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from l10n.ingest import configured_routes, ingest_task
 from plumbing.jsondoc import decode_json, validate_schema
@@ -38,7 +39,7 @@ class TaskCompleted:
     root_url: str
     task_id: str
     run_id: int
-    kind = "task-completed"
+    kind: ClassVar[str] = "task-completed"  # a dispatch.Message: kind and subject
 
     @property
     def subject(self):
