@@ -52,7 +52,7 @@ USER l10n
 ENV METRICS_PORT=9100
 EXPOSE 9100
 
-# Unhealthy when the consumer loop has not beaten within HEALTHCHECK_MAX_AGE (above HG_TIMEOUT).
+# Unhealthy when the consumer loop has not beaten within HEALTHCHECK_MAX_AGE (above VCS_TIMEOUT).
 HEALTHCHECK --interval=60s --timeout=10s --start-period=60s --retries=3 CMD ["python", "-m", "worker.health"]
 
 CMD ["python", "manage.py", "consume-pulse"]

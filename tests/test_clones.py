@@ -296,7 +296,7 @@ def test_a_timeout_kills_hg_and_everything_it_started(tmp_path, settings):
     )
     Path(token).chmod(0o755)
     settings.HG_BINARY = token
-    settings.HG_TIMEOUT = 3
+    settings.VCS_TIMEOUT = 3
     outcome = []
     runner = threading.Thread(target=lambda: outcome.append(_failure(hg_clone.run_hg, ["clone", "x", "y"], "hg clone x")))
     runner.start()
@@ -323,7 +323,7 @@ def test_locks_a_killed_hg_left_in_a_clone_do_not_block_the_next_pull(hgmo, sett
     os.symlink("old-container:4242", path / ".hg" / "store" / "lock")
     os.symlink("old-container:4242", path / ".hg" / "wlock")
     node, _ = hgmo.commit_and_push(repo.name, {"b": b"2"})
-    settings.HG_TIMEOUT = 20  # Mercurial would wait for the lock for 600 s
+    settings.VCS_TIMEOUT = 20  # Mercurial would wait for the lock for 600 s
 
     hg_clone.update_clone(repo)
 

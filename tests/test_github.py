@@ -784,13 +784,13 @@ def test_a_hanging_github_is_a_transient_failure_within_the_timeouts(github, set
     github.commit(L10N, {"a": b"1"})
     repository = track(github, L10N)
     github.commit(L10N, {"a": b"2"})
-    settings.HTTP_TIMEOUT, settings.HG_TIMEOUT = 1, 2
+    settings.HTTP_TIMEOUT, settings.VCS_TIMEOUT = 1, 2
     github.hang_seconds = 60
     github.set_fault("hang", L10N)
 
     report = backfill()  # the ref advertisement: HTTP_TIMEOUT
     with pytest.raises(CommandError, match="timed out after 2s"):
-        call_command("reprocess-repo", L10N)  # git fetch: HG_TIMEOUT
+        call_command("reprocess-repo", L10N)  # git fetch: VCS_TIMEOUT
 
     assert report.outcomes[0].status == "failed"
     state = SyncState.objects.get(repository=repository)

@@ -30,12 +30,12 @@ from life.models import Repository
 from plumbing.errors import PermanentError
 from plumbing.jsondoc import decode_json, validate_schema
 
-from . import metrics
+from . import exchanges, metrics
 from .dispatch import skipped, stored
 from .known import Refreshed
 
-WEBHOOKS_EXCHANGE = "exchange/github-webhooks/v1"
-TASKCLUSTER_GITHUB_EXCHANGE = "exchange/taskcluster-github/v1/push"
+WEBHOOKS_EXCHANGE = exchanges.GITHUB_WEBHOOKS
+TASKCLUSTER_GITHUB_EXCHANGE = exchanges.TASKCLUSTER_GITHUB
 # GitHub caps webhook payloads at 25 MB; the envelope adds little.
 MAX_BODY_BYTES = 26 * 1024 * 1024
 NULL_SHA = "0" * 40

@@ -13,11 +13,11 @@ from plumbing.errors import PermanentError
 from plumbing.jsondoc import decode_json
 from plumbing.names import is_revision, validate_repository_name
 
-from . import metrics
+from . import exchanges, metrics
 from .dispatch import skipped, stored
 from .known import Refreshed
 
-EXCHANGE = "exchange/hgpushes/v2"
+EXCHANGE = exchanges.HGPUSHES
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,10 @@ from typing import ClassVar
 from l10n.ingest import configured_routes, ingest_task
 from plumbing.jsondoc import decode_json, validate_schema
 
+from . import exchanges
 from .dispatch import skipped, stored
 
-EXCHANGE = "exchange/taskcluster-queue/v1/task-completed"
+EXCHANGE = exchanges.TASK_COMPLETED
 _TASK_ID = r"^[A-Za-z0-9_-]{22}$"
 
 TASK_COMPLETED_SCHEMA = {

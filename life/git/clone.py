@@ -89,14 +89,10 @@ def git_command(directory, args):
     return [*git, f"--git-dir={directory}", *args] if directory else [*git, *args]
 
 
-def vcs_timeout():
-    return settings.HG_TIMEOUT
-
-
 def run_git(directory, args, what, input=None):
     """Run git on the repository ``directory``; a timeout or failure is transient, a redirect permanent."""
     command = git_command(directory, args)
-    done = processes.run(command, env=git_environment(), timeout=vcs_timeout(), what=what, input=input)
+    done = processes.run(command, env=git_environment(), timeout=settings.VCS_TIMEOUT, what=what, input=input)
     if done.returncode != 0:
         reason = done.last_error_line()
         if _REDIRECTED.search(reason):

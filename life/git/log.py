@@ -1,6 +1,8 @@
 """Reading a git clone's commits many at a time: ONE streaming ``git log`` per request, however many
 commits it covers, parsed here as it arrives; nothing runs a process per commit."""
 
+from django.conf import settings
+
 from plumbing import processes
 from plumbing.errors import TransientError
 from plumbing.names import is_revision
@@ -8,7 +10,7 @@ from plumbing.text import from_bytes
 
 from ..models import NULL_REVISION
 from ..records import ChangesetRecord
-from .clone import git_command, git_environment, vcs_timeout
+from .clone import git_command, git_environment
 
 _READ_CHUNK = 1 << 20
 # A record starts with an empty field (paths are never empty), then the commit's fields; the paths
@@ -28,7 +30,7 @@ def read_commits(directory, target, exclude=()):
                                       "--no-renames", "--topo-order", "--reverse", "--no-mailmap",
                                       "--no-show-signature", "--encoding=UTF-8", "--ignore-missing", target,
                                       *(f"^{e}" for e in exclude), "--"])
-    with processes.stream(command, env=git_environment(), timeout=vcs_timeout(), what=f"git log {target}") as out:
+    with processes.stream(command, env=git_environment(), timeout=settings.VCS_TIMEOUT, what=f"git log {target}") as out:
         yield from _parse_log(_fields(out))
 
 

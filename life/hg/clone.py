@@ -68,7 +68,7 @@ def run_hg(args, what):
     """Run hg; a timeout or a failure is transient (the server or network is at fault), a refused
     redirect is permanent (the configuration names a URL that sends us elsewhere)."""
     command = [hg_executable(), *hg_guard_options(), *args]
-    done = processes.run(command, env=hg_environment(), timeout=settings.HG_TIMEOUT, what=what)
+    done = processes.run(command, env=hg_environment(), timeout=settings.VCS_TIMEOUT, what=what)
     if done.returncode != 0:
         if same_origin.REFUSED.encode() in done.stderr:
             raise PermanentError(f"{what} failed: {done.last_error_line()}")

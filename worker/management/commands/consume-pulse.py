@@ -10,7 +10,7 @@ from django.db import DatabaseError, connection, connections
 from django.db.migrations.executor import MigrationExecutor
 
 from life.management.storage import prepare_storage
-from worker import metrics
+from worker import exchanges, metrics
 from worker.config import brokers
 from worker.consumer import PulseWorker, connect
 
@@ -18,7 +18,9 @@ log = logging.getLogger("worker")
 
 
 class Command(BaseCommand):
-    help = "Consume hg.mozilla.org pushes and Taskcluster completions from Pulse until stopped."
+    help = "Consume Pulse until stopped, from every source: " + "; ".join(
+        f"{what} ({exchange})" for exchange, what in exchanges.CARRIES.items()
+    ) + "."
 
     def add_arguments(self, parser):
         parser.add_argument("--max-messages", type=int, metavar="N", help="stop after N messages")
