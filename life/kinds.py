@@ -15,7 +15,11 @@ from .models import Repository
 
 @dataclass(frozen=True)
 class Kind:
-    """What one kind of repository does; every entry has the same signature for both kinds."""
+    """What one kind of repository does; every entry has the same signature for both kinds.
+
+    An operation both kinds offer is a field here and, in KINDS, the function of each kind's folder
+    (``life/hg/<module>.py``, ``life/git/<module>.py``) with the same name.
+    """
 
     name: str  # Repository.kind
     # Bring the repository up to date (the backfill's step): (repository, session=None) -> IngestResult.

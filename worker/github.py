@@ -16,7 +16,7 @@ from the repository's configured URL. A ``clone_url`` that is not that URL
 makes the message a dead letter; nothing a message names is ever contacted.
 
 The handler serves both sources: a push to the tracked branch of a known
-git repository goes to ``life.gitingest``; other branches, tags, deletions
+git repository goes to ``life.git.ingest``; other branches, tags, deletions
 and other events are skipped with the reason.
 """
 
