@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from life import clones, storage
+from life import storage
 from life.hg import clone as hg_clone
 from life.models import Push, Repository
 from plumbing.errors import PermanentError, TransientError
@@ -42,7 +42,7 @@ def files_under(path):
 
 
 def staging_dirs():
-    area = clones.repository_base() / storage.STAGING
+    area = storage.base() / storage.STAGING
     return sorted(area.iterdir()) if area.is_dir() else []
 
 
@@ -72,7 +72,7 @@ CLONE_IN_CHILD = """
 import json, os, signal, errno
 import django
 django.setup()
-from life import clones, storage
+from life import storage
 from life.hg import clone as hg_clone
 from life.models import Repository
 options = json.loads(os.environ["CLONE_OPTIONS"])
@@ -88,7 +88,7 @@ if options.get("die_between_renames"):
         rename(source, destination)
     storage.os.rename = dying_rename
 repository = Repository(name=options["name"], url=options["url"])
-with clones.clone_lock(repository):  # as the worker does
+with storage.clone_lock(repository):  # as the worker does
     hg_clone.update_clone(repository, reclone=options.get("reclone", False))
 """
 
@@ -97,7 +97,7 @@ def clone_in_child(name, url, **options):
     env = dict(
         os.environ,
         DJANGO_SETTINGS_MODULE="settings",
-        REPOSITORY_BASE=str(clones.repository_base()),
+        REPOSITORY_BASE=str(storage.base()),
         CLONE_OPTIONS=json.dumps({"name": name, "url": url, **options}),
     )
     return subprocess.Popen([sys.executable, "-c", CLONE_IN_CHILD], env=env, cwd=PROJECT)
@@ -110,7 +110,7 @@ def test_failed_reclone_leaves_the_old_clone_byte_identical(hgmo):
     repo = make_repository(hgmo, "l10n-central/de")
     hgmo.commit_and_push(repo.name, {"a.ftl": b"a = A\n"})
     call_command("reprocess-repo", repo.name)
-    path = clones.clone_path(repo)
+    path = storage.clone_path(repo)
     before = files_under(path)
     hgmo.set_fault("hg-error", repo.name)  # json-pushes answers, hg gets 500
 
@@ -141,7 +141,7 @@ def test_reclone_swaps_in_a_new_clone(hgmo):
     repo = make_repository(hgmo, "l10n-central/de")
     first, _ = hgmo.commit_and_push(repo.name, {"a.ftl": b"a = A\n"})
     call_command("reprocess-repo", repo.name)
-    path = clones.clone_path(repo)
+    path = storage.clone_path(repo)
     old = (path / ".hg").stat().st_ino
     second, _ = hgmo.commit_and_push(repo.name, {"b.ftl": b"b = B\n"})
 
@@ -226,20 +226,20 @@ def test_nested_names_never_touch_each_others_clones(hgmo, order):
     nodes = {name: hgmo.commit_and_push(name, {f"{name}.ftl": name.encode()})[0] for name in NESTED}
     for name in order:
         hg_clone.update_clone(repos[name])
-    assert {name: revisions(clones.clone_path(repos[name])) for name in NESTED} == {n: {nodes[n]} for n in NESTED}
+    assert {name: revisions(storage.clone_path(repos[name])) for name in NESTED} == {n: {nodes[n]} for n in NESTED}
 
     for victim, survivor in itertools.permutations(NESTED):
-        kept = files_under(clones.clone_path(repos[survivor]) / ".hg")
-        victim_path = clones.clone_path(repos[victim])
+        kept = files_under(storage.clone_path(repos[survivor]) / ".hg")
+        victim_path = storage.clone_path(repos[victim])
 
         hg_clone.update_clone(repos[victim], reclone=True)
-        assert files_under(clones.clone_path(repos[survivor]) / ".hg") == kept
+        assert files_under(storage.clone_path(repos[survivor]) / ".hg") == kept
 
         (victim_path / ".hg" / "requires").unlink()  # broken: Mercurial cannot open it
         hg_clone.update_clone(repos[victim])
         assert hg_clone.is_usable_clone(victim_path)
         assert revisions(victim_path) == {nodes[victim]}
-        assert files_under(clones.clone_path(repos[survivor]) / ".hg") == kept
+        assert files_under(storage.clone_path(repos[survivor]) / ".hg") == kept
     assert staging_dirs() == []
 
 
@@ -274,7 +274,7 @@ def test_stale_staging_is_removed_at_start_unless_its_clone_is_in_progress(hgmo)
 
         storage.prepare()  # what every command does at start
 
-        assert [d.name.split(".")[0] for d in staging_dirs()] == [clones.lock_key(busy_repo)]
+        assert [d.name.split(".")[0] for d in staging_dirs()] == [storage.lock_key(busy_repo)]
         assert processes_with(busy_repo.url)  # the other clone goes on
     finally:
         busy.kill()
@@ -282,7 +282,7 @@ def test_stale_staging_is_removed_at_start_unless_its_clone_is_in_progress(hgmo)
     wait_until(lambda: not processes_with(busy_repo.url))
     assert storage.remove_stale_staging() == 1
     assert staging_dirs() == []
-    assert not (clones.clone_path(killed_repo) / ".hg").exists()
+    assert not (storage.clone_path(killed_repo) / ".hg").exists()
 
 
 def test_a_timeout_kills_hg_and_everything_it_started(tmp_path, settings):
@@ -384,7 +384,7 @@ def test_clone_redirected_to_another_origin_is_refused_and_permanent(hgmo, elsew
         hg_clone.update_clone(repo)
 
     assert elsewhere.requests_seen == 0
-    assert not (clones.clone_path(repo) / ".hg").exists()
+    assert not (storage.clone_path(repo) / ".hg").exists()
     assert staging_dirs() == []
 
 

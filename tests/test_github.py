@@ -21,7 +21,7 @@ from l10n.elmo import parse_elmo
 from l10n.ingest import ingest_task
 from l10n.models import Run
 from l10n.store import config_repository
-from life import clones
+from life import storage
 from life.backfill import backfill
 from life.git import clone as git_clone
 from life.git.remote import parse_advertisement
@@ -190,7 +190,7 @@ def test_a_failed_reclone_leaves_the_git_clone_in_place(github):
     github.create_repo(L10N)
     github.build_history(L10N, 5, locales=["de"])
     repository = track(github, L10N)
-    clone = clones.clone_path(repository) / ".git"
+    clone = storage.clone_path(repository) / ".git"
     before = snapshot(clone)
     github.set_fault("error", L10N)
 
@@ -198,7 +198,7 @@ def test_a_failed_reclone_leaves_the_git_clone_in_place(github):
         call_command("reprocess-repo", L10N, "--reclone")
 
     assert snapshot(clone) == before
-    assert not any((clones.repository_base() / ".staging").iterdir())
+    assert not any((storage.base() / ".staging").iterdir())
 
 
 @pytest.mark.django_db
@@ -212,7 +212,7 @@ def test_git_follows_no_redirect_and_never_contacts_its_target(github, tmp_path)
 
         with pytest.raises(PermanentError, match="redirect to .* refused"):
             for_repository(repository).catch_up(repository)  # the remote tip, asked over HTTP
-        with pytest.raises(PermanentError, match="redirect"), clones.clone_lock(repository):
+        with pytest.raises(PermanentError, match="redirect"), storage.clone_lock(repository):
             git_clone.update_clone(repository)  # git itself
 
         assert elsewhere.requests_seen == 0

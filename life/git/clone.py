@@ -24,7 +24,7 @@ from django.conf import settings
 from plumbing import processes
 from plumbing.errors import PermanentError, TransientError
 
-from .. import clones, storage
+from .. import storage
 from .remote import remote_url
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def validate_branch_name(name):
 
 
 def git_dir(repository):
-    return clones.clone_path(repository) / ".git"
+    return storage.clone_path(repository) / ".git"
 
 
 def tracking_ref(repository):
@@ -147,7 +147,7 @@ class Fetched:
 def update_clone(repository, reclone=False):
     """Clone on first use (or when asked, or when the clone is unusable), fetch afterwards.
 
-    The caller holds ``clones.clone_lock(repository)``. A new clone is built
+    The caller holds ``storage.clone_lock(repository)``. A new clone is built
     beside the old one and swapped in once complete: no reader ever sees half
     of one, and a failed clone leaves the old one in place.
     """
@@ -167,7 +167,7 @@ def update_clone(repository, reclone=False):
 
 def _clone(repository, directory, url, ref):
     """A new bare clone, built beside the old one (if any) and swapped in once complete (``life.storage``)."""
-    with storage.staging(clones.lock_key(repository), directory.parent, directory.name) as staged:
+    with storage.staging(storage.lock_key(repository), directory.parent, directory.name) as staged:
         fresh = staged.work / directory.name
         tip = _first_fetch(str(fresh), url, repository.branch, ref)
         if tip is None:

@@ -36,7 +36,7 @@ from plumbing.background import read_ahead
 from plumbing.bulk import CHUNK, chunk_size, chunked, insert_rows
 from plumbing.errors import PermanentError
 
-from .. import clones, store, sync
+from .. import storage, store, sync
 from ..models import NULL_REVISION, Push, Repository, SyncState
 from ..store import IngestResult, from_epoch, lock_repository
 from . import clone, remote
@@ -69,7 +69,7 @@ def ingest_push(repository, after, before=None, pusher=UNKNOWN_PUSHER, pushed_at
     with sync.recording_failures(repository):
         if _is_stored(repository, after):
             return _unchanged(repository, "push already stored")
-        with clones.clone_lock(repository):
+        with storage.clone_lock(repository):
             if _is_stored(repository, after):  # a parallel worker stored it while we waited
                 return _unchanged(repository, "push already stored")
             fetched = clone.update_clone(repository)
@@ -113,7 +113,7 @@ def import_history(repository, reclone=False, progress=None):
 
 
 def _import(repository, reclone=False, progress=None):
-    with clones.clone_lock(repository):
+    with storage.clone_lock(repository):
         fetched = clone.update_clone(repository, reclone=reclone)
         if fetched.tip is None:
             raise PermanentError(f"{repository.name}: upstream has no branch {repository.branch!r}")

@@ -24,7 +24,7 @@ from plumbing import processes
 from plumbing.errors import PermanentError, TransientError
 
 from .. import storage
-from ..clones import clone_path, lock_key
+from ..storage import clone_path, lock_key
 from .extensions import same_origin
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def pull(url, path):
 def update_clone(repository, reclone=False):
     """Clone on first use, pull afterwards; returns (path, seconds spent in hg).
 
-    The caller holds ``clone_lock(repository)``. A fork's clone is the one of
+    The caller holds ``storage.clone_lock(repository)``. A fork's clone is the one of
     the repository it forks: it is created from that repository and then
     pulls from the fork. A clone that Mercurial cannot use, or any clone with
     ``reclone``, is made again beside the old one and swapped in on success.

@@ -30,7 +30,7 @@ from plumbing.bulk import chunk_size, chunked
 from plumbing.errors import NotUpstreamYet, PermanentError
 from plumbing.names import validate_locale_code, validate_repository_name
 
-from .. import clones, completeness, store, sync
+from .. import completeness, storage, store, sync
 from ..models import Forest, Locale, Push, Repository
 from ..records import RejectedPush
 from ..store import IngestResult
@@ -127,7 +127,7 @@ def _ingest(repository, target, client, progress):
     first, first_end, target, upstream = _first_page(repository, client, stored, target)
     if target <= stored:
         return _up_to_date(repository, stored, upstream, first.rejected)
-    with clones.clone_lock(repository):
+    with storage.clone_lock(repository):
         # Another worker may have stored some of them while we waited for the lock.
         after = repository.last_push_id()
         if target <= after:
@@ -271,7 +271,7 @@ def _announced_rejections(repository, client, announced, result):
         if page.rejected:
             rejected[push_id] = page.rejected[0]
         elif page.pushes:
-            with clones.clone_lock(repository):
+            with storage.clone_lock(repository):
                 gap = _import(repository, [page], push_id - 1, push_id)
             result.add(gap)
         elif page.last_push_id < push_id:
@@ -309,7 +309,7 @@ def ingest_new_repository(forest, code):
     if created:
         log.info("new repository %s under forest %s", name, forest.name)
     result = IngestResult()
-    with sync.recording_failures(repository), clones.clone_lock(repository):
+    with sync.recording_failures(repository), storage.clone_lock(repository):
         path, result.vcs_seconds = clone.update_clone(repository)
         with open_changelog(path) as changelog:
             _store_unlinked_changesets(repository, changelog, result)
@@ -331,7 +331,7 @@ def reprocess_repository(repository, reclone=False, progress=None, client=None):
     client = client or PushlogClient()
     with sync.recording_failures(repository):
         first, first_end, target, _ = _first_page(repository, client, 0, None)
-        with clones.clone_lock(repository):
+        with storage.clone_lock(repository):
             pages = _pages(repository, client, first, first_end, 0, target)
             return _import(repository, pages, 0, target, reclone=reclone, verify=True, progress=progress)
 
