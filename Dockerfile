@@ -60,7 +60,7 @@ ENV METRICS_PORT=9100
 EXPOSE 9100 8000
 
 # A worker is unhealthy when its consumer loop has not beaten within HEALTHCHECK_MAX_AGE (above
-# HG_TIMEOUT, python -m worker.health); a web head when /healthz does not answer 200.
+# VCS_TIMEOUT, python -m worker.health); a web head when /healthz does not answer 200.
 HEALTHCHECK --interval=60s --timeout=10s --start-period=60s --retries=3 CMD ["healthcheck"]
 
 ENTRYPOINT ["entrypoint"]

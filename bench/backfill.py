@@ -23,7 +23,7 @@ from pathlib import Path
 from django.conf import settings
 
 from common import report, scratch_database
-from life.backfill import backfill
+from life.backfill import Status, backfill
 from life.models import Push, Repository
 from simulated.github import SimulatedGitHub
 from simulated.hgmo import SimulatedHgmo
@@ -60,7 +60,7 @@ def main():
         backfill()  # the first sync clones everything; not measured
 
         idle, idle_seconds, idle_hg, idle_git = timed_backfill(hgmo, github)
-        assert idle.count("up to date") == args.repositories, idle.summary()
+        assert idle.count(Status.UP_TO_DATE) == args.repositories, idle.summary()
 
         step = per_kind // behind_per_kind
         for name in hg_names[::step][:behind_per_kind]:
@@ -70,7 +70,7 @@ def main():
             for i in range(3):
                 github.commit(name, {"a.ftl": f"a = {i + 2}\n".encode()})
         busy, busy_seconds, busy_hg, busy_git = timed_backfill(hgmo, github)
-        assert busy.count("caught up") == 2 * behind_per_kind, busy.summary()
+        assert busy.count(Status.CAUGHT_UP) == 2 * behind_per_kind, busy.summary()
         # Mercurial keeps the three pushes; git has no pushlog: what the backfill finds is one push.
         assert Push.objects.count() == 2 * per_kind + 3 * behind_per_kind + behind_per_kind
 

@@ -26,7 +26,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from common import report, scratch_database
-from life.gitingest import import_history
+from life.git.ingest import import_history
 from life.models import Changeset, Push, Repository
 from simulated.github import SimulatedGitHub
 
@@ -60,7 +60,7 @@ def import_once(github, scratch, commits):
             seconds = time.perf_counter() - started
         stored = Changeset.objects.filter(repositories=repository).count()
         assert stored == commits and Push.objects.filter(repository=repository).count() == 1, stored
-    return vendor, seconds, result.git_seconds, len(queries)
+    return vendor, seconds, result.vcs_seconds, len(queries)
 
 
 def main():

@@ -37,8 +37,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from common import report, scratch_database
-from life.clones import hg_environment, hg_executable
-from life.ingest import reprocess_repository
+from life.hg.clone import hg_environment, hg_executable
+from life.hg.ingest import reprocess_repository
 from life.models import Changeset, Push, Repository
 from simulated.hgmo import SimulatedHgmo, reference_push_sizes
 
@@ -104,7 +104,7 @@ def measure(profile, hgmo, tmp):
         "hg_log_seconds": log_seconds,
         "baseline_seconds": baseline,
         "import_seconds": import_seconds,
-        "import_hg_seconds": result.hg_seconds,
+        "import_hg_seconds": result.vcs_seconds,
         "sql_queries": len(queries),
         "changesets_per_query": profile.changesets // max(1, len(queries)),
         "noop_seconds": noop_seconds,

@@ -22,8 +22,8 @@ from django.conf import settings
 from kombu import Connection
 
 from common import report, scratch_database
-from life.clones import hg_environment, hg_executable
-from life.ingest import ingest_pushes
+from life.hg.clone import hg_environment, hg_executable
+from life.hg.ingest import ingest_pushes
 from life.models import Push, Repository
 from settings.pulse import user_of
 from simulated import pulse

@@ -24,7 +24,7 @@ from django.db import connection
 from kombu import Connection
 
 from common import report, scratch_database
-from life.ingest import ingest_pushes
+from life.hg.ingest import ingest_pushes
 from life.models import Push, Repository
 from settings.pulse import user_of
 from simulated import pulse

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from life import files
+from life.kinds import for_repository
 from life.models import Changeset, Push, Repository, SyncState, Tree
 from plumbing.errors import PermanentError
 from plumbing.names import validate_locale_code
@@ -94,10 +94,11 @@ def locale_sources(tree, codes=None):
         tip = current_tip(repository)
         if tip is None:
             return [], sorted(wanted or ())
+        list_files = for_repository(repository).list_files
         if wanted is None:
-            listing = files.list_files(repository, tip)
+            listing = list_files(repository, tip)
         else:
-            listing = [entry for code in sorted(wanted) for entry in files.list_files(repository, tip, code)]
+            listing = [entry for code in sorted(wanted) for entry in list_files(repository, tip, code)]
         by_code = {}
         for path, content_id in listing:
             folder, _, rest = path.partition("/")
@@ -114,8 +115,8 @@ def locale_sources(tree, codes=None):
     for repository in repositories.select_related("locale").order_by("locale__code"):
         tip = current_tip(repository)
         if tip is not None:
-            sources.append(LocaleSource(repository.locale.code, repository, tip, "",
-                                        dict(files.list_files(repository, tip))))
+            files = for_repository(repository).list_files(repository, tip)
+            sources.append(LocaleSource(repository.locale.code, repository, tip, "", dict(files)))
     return sources, sorted((wanted or set()) - {source.code for source in sources})
 
 

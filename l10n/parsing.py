@@ -19,8 +19,8 @@ from moz.l10n.formats import UnsupportedFormat
 from moz.l10n.model import Entry
 from moz.l10n.resource import parse_resource
 
-from life import files
-from life import store as life_store
+from life.kinds import for_repository
+from plumbing import bulk
 from plumbing.text import storable
 
 from .models import ParsedFile
@@ -90,7 +90,7 @@ def learn(repository, entries, counter=None):
     for path, content_id in entries:
         by_key.setdefault(cache_key(path, content_id), (path, content_id))
     known = {}
-    for chunk in life_store.chunked(by_key, life_store.chunk_size()):
+    for chunk in bulk.chunked(by_key, bulk.chunk_size()):
         for key, ids, error, unsupported in ParsedFile.objects.filter(key__in=chunk).values_list(
             "key", "ids", "error", "unsupported"
         ):
@@ -98,10 +98,10 @@ def learn(repository, entries, counter=None):
     unknown = [entry for key, entry in by_key.items() if key not in known]
     max_bytes = settings.COMPARE_MAX_FILE_BYTES
     learnt = {}
-    for path, content_id, data in files.read_files(repository, unknown, max_bytes):
+    for path, content_id, data in for_repository(repository).read_files(repository, unknown, max_bytes):
         learnt[cache_key(path, content_id)] = too_big(max_bytes) if data is None else message_ids(path, data)
     if learnt:
-        life_store.insert_rows(
+        bulk.insert_rows(
             ParsedFile,
             ["key", "ids", "error", "unsupported"],
             [(key, _json(sorted(p.ids)), p.error, p.unsupported) for key, p in sorted(learnt.items())],

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from moz.l10n.formats import l10n_extensions
 from moz.l10n.paths import L10nConfigPaths
 
-from life import files
+from life.kinds import for_repository
 from plumbing.errors import PermanentError
 
 from . import parsing
@@ -97,11 +97,19 @@ def load(repository, revision, path):
     return _cache[key]
 
 
+def _read_file(repository, revision, path, listing=None):
+    """The bytes of ``path`` at ``revision`` (None if over the cap); ReferenceMissing if it has none."""
+    kind = for_repository(repository)
+    if listing is None:
+        listing = dict(kind.list_files(repository, revision, path.rpartition("/")[0]))
+    if path not in listing:
+        raise ReferenceMissing(f"{repository.name} has no {path} at {revision[:12]}")
+    for _, _, data in kind.read_files(repository, [(path, listing[path])], MAX_REFERENCE_BYTES):
+        return data
+
+
 def _channel(repository, revision, path):
-    try:
-        data = files.read_file(repository, revision, path, MAX_REFERENCE_BYTES)
-    except FileNotFoundError:
-        raise ReferenceMissing(f"{repository.name} has no {path} at {revision[:12]}") from None
+    data = _read_file(repository, revision, path)
     if data is None:
         raise ReferenceInvalid(f"{path} is larger than {MAX_REFERENCE_BYTES} bytes")
     try:
@@ -112,7 +120,7 @@ def _channel(repository, revision, path):
 
 
 def _configuration(repository, revision, path):
-    listing = dict(files.list_files(repository, revision))
+    listing = dict(for_repository(repository).list_files(repository, revision))
     if path not in listing:
         raise ReferenceMissing(f"{repository.name} has no {path} at {revision[:12]}")
     with tempfile.TemporaryDirectory(prefix="l10n-reference-") as root:
@@ -126,7 +134,7 @@ def _configuration(repository, revision, path):
             name = os.path.relpath(config_path, root)
             if name not in listing:
                 raise ReferenceInvalid(f"{repository.name} has no configuration {name} at {revision[:12]}")
-            data = next(iter(files.read_files(repository, [(name, listing[name])], MAX_REFERENCE_BYTES)))[2]
+            data = _read_file(repository, revision, name, listing)
             try:
                 return tomllib.loads((data or b"").decode("utf-8"))
             except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:

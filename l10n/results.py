@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from django.db.models import Min
 from django.utils import timezone
 
-from life import store as life_store
 from life.models import Locale, Push
+from life.store import ensure_placeholders
+from plumbing import bulk
 
 from . import parsing
 from .models import COMPUTED, Active, Run, RunFile
@@ -75,8 +76,8 @@ def store(tree, reference_repository, reference_revision, compared):
     if not compared:
         return stored
     now = timezone.now()
-    locale_ids = life_store.ids_by(Locale, "code", [source.code for source, _ in compared])
-    revision_ids = life_store.ensure_placeholders({reference_revision} | {s.revision for s, _ in compared})
+    locale_ids = bulk.ids_by(Locale, "code", [source.code for source, _ in compared])
+    revision_ids = ensure_placeholders({reference_revision} | {s.revision for s, _ in compared})
     reference_id = revision_ids[reference_revision]
     keys = {(tree.pk, locale_ids[source.code]) for source, _ in compared}
     current = _lock_active(keys)
@@ -127,7 +128,7 @@ def store(tree, reference_repository, reference_revision, compared):
         )))
     if rechecked:
         Active.objects.bulk_update(rechecked, ["checked_reference", "checked_locale", "checked"],
-                                   batch_size=life_store.chunk_size(4))
+                                   batch_size=bulk.chunk_size(4))
         stored.checked += len(rechecked)
     if new_runs:
         _store_runs(tree, new_runs, current, now)
@@ -138,7 +139,7 @@ def store(tree, reference_repository, reference_revision, compared):
 def _store_runs(tree, new_runs, current, now):
     # The same revisions compared again (a new parser, a recomputation): that run is updated.
     Run.objects.bulk_create([run for _, _, _, run in new_runs], ignore_conflicts=True,
-                            batch_size=life_store.chunk_size(25))
+                            batch_size=bulk.chunk_size(25))
     found = {}
     for row in Run.objects.filter(tree_id=tree.pk, locale_id__in={key[1] for key, _, _, _ in new_runs},
                                   reference_revision_id__in={run.reference_revision_id for *_, run in new_runs},
@@ -155,7 +156,7 @@ def _store_runs(tree, new_runs, current, now):
     Run.revisions.through.objects.bulk_create(
         [Run.revisions.through(run_id=row.pk, changeset_id=changeset)
          for _, _, _, row in rows for changeset in {row.reference_revision_id, row.locale_revision_id}],
-        ignore_conflicts=True, batch_size=life_store.chunk_size(2))
+        ignore_conflicts=True, batch_size=bulk.chunk_size(2))
     # Active rows: made for new locales, re-pointed for the others; per-file detail follows the active run.
     missing = [Active(tree_id=key[0], locale_id=key[1], run=row) for key, _, _, row in rows if key not in current]
     if missing:
@@ -172,13 +173,13 @@ def _store_runs(tree, new_runs, current, now):
             row.reference_revision_id, row.locale_revision_id, now)
         changed.append(active)
     Active.objects.bulk_update(changed, ["run", "checked_reference", "checked_locale", "checked"],
-                               batch_size=life_store.chunk_size(5))
+                               batch_size=bulk.chunk_size(5))
     # Deleted by id, found without locks: see _lock_active.
     stale_files = list(RunFile.objects.filter(run_id__in=retired + [row.pk for *_, row in rows])
                        .values_list("pk", flat=True))
-    for chunk in life_store.chunked(stale_files, life_store.chunk_size()):
+    for chunk in bulk.chunked(stale_files, bulk.chunk_size()):
         RunFile.objects.filter(pk__in=chunk).delete()
     RunFile.objects.bulk_create(
         [RunFile(run_id=row.pk, path=f.path, missing=list(f.missing), missing_file=f.missing_file, error=f.error)
          for _, _, comparison, row in rows for f in comparison.files],
-        batch_size=life_store.chunk_size(5))
+        batch_size=bulk.chunk_size(5))

@@ -11,8 +11,9 @@ import logging
 import re
 from dataclasses import dataclass
 
-from life import store as life_store
 from life.models import Locale, Repository, Tree
+from life.store import ensure_placeholders
+from plumbing.bulk import chunk_size, chunked, ids_by
 from plumbing.errors import PermanentError, TransientError
 from plumbing.urls import enclosing_urls
 
@@ -76,7 +77,7 @@ def _assign_codes(repository, paths, taken):
 
 def _trees_of(repository, paths):
     trees = {}
-    for chunk in life_store.chunked(paths, life_store.chunk_size()):
+    for chunk in chunked(paths, chunk_size()):
         trees.update((t.config_path, t) for t in Tree.objects.filter(config_repository=repository,
                                                                      config_path__in=chunk))
     return trees
@@ -84,7 +85,7 @@ def _trees_of(repository, paths):
 
 def _taken_codes(codes):
     taken = set()
-    for chunk in life_store.chunked(codes, life_store.chunk_size()):
+    for chunk in chunked(codes, chunk_size()):
         taken.update(Tree.objects.filter(code__in=chunk).values_list("code", flat=True))
     return taken
 
@@ -107,13 +108,13 @@ def trees_for(repository, config_paths):
         Tree.objects.bulk_create(
             [Tree(code=codes[path], config_repository=repository, config_path=path) for path in sorted(new)],
             ignore_conflicts=True,
-            batch_size=life_store.chunk_size(3),
+            batch_size=chunk_size(3),
         )
         created = _trees_of(repository, new)
         Tree.repositories.through.objects.bulk_create(
             [Tree.repositories.through(tree_id=tree.pk, repository_id=repository.pk) for tree in created.values()],
             ignore_conflicts=True,
-            batch_size=life_store.chunk_size(2),
+            batch_size=chunk_size(2),
         )
         for path, tree in sorted(created.items()):
             log.info("new tree %s for %s %s", tree.code, repository.name, path)
@@ -130,8 +131,8 @@ def _newer(run, than):
 def store_report(report, *, root_url, task_id, run_id, srctime):
     repository = config_repository(report.repository)
     trees = trees_for(repository, [c.config for c in report.comparisons])
-    locales = life_store.ids_by(Locale, "code", (c.locale for c in report.comparisons))
-    revision_ids = life_store.ensure_placeholders({rev for c in report.comparisons for _, rev in c.revisions})
+    locales = ids_by(Locale, "code", (c.locale for c in report.comparisons))
+    revision_ids = ensure_placeholders({rev for c in report.comparisons for _, rev in c.revisions})
 
     def key(comparison):
         return trees[comparison.config].pk, locales[comparison.locale]
@@ -155,14 +156,14 @@ def store_report(report, *, root_url, task_id, run_id, srctime):
             if key(c) not in existing
         ],
         ignore_conflicts=True,
-        batch_size=life_store.chunk_size(25),
+        batch_size=chunk_size(25),
     )
     runs = {(r.tree_id, r.locale_id): r for r in Run.objects.filter(task_id=task_id, run_id=run_id)}
     RevisionLink = Run.revisions.through
     Run.revisions.through.objects.bulk_create(
         [RevisionLink(run_id=runs[key(c)].pk, changeset_id=revision_ids[rev]) for c in report.comparisons for _, rev in c.revisions],
         ignore_conflicts=True,
-        batch_size=life_store.chunk_size(2),
+        batch_size=chunk_size(2),
     )
     return StoredRuns(
         created=len(set(runs) - existing),
@@ -209,5 +210,5 @@ def activate_runs(runs):
             active.run = run
             changed.append(active)
     if changed:
-        Active.objects.bulk_update(changed, ["run"], batch_size=life_store.chunk_size(3))
+        Active.objects.bulk_update(changed, ["run"], batch_size=chunk_size(3))
     return sum(1 for run in runs if current[key(run)].run_id == run.pk)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from life import files
+from life.kinds import for_repository
 from life.models import Forest, Repository, Tree
 from plumbing.errors import PermanentError
 
@@ -50,8 +50,8 @@ def channel_paths(reference_repository):
     tip = computation.current_tip(reference_repository)
     if tip is None:
         raise PermanentError(f"{reference_repository.name} has no stored push yet")
-    return {match[1]: path for path, _ in files.list_files(reference_repository, tip, CHANNELS_FOLDER)
-            if (match := _CHANNEL_FILE.fullmatch(path))}
+    listing = for_repository(reference_repository).list_files(reference_repository, tip, CHANNELS_FOLDER)
+    return {match[1]: path for path, _ in listing if (match := _CHANNEL_FILE.fullmatch(path))}
 
 
 @dataclass

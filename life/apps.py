@@ -1,4 +1,9 @@
+import logging
+
 from django.apps import AppConfig
+from django.conf import settings
+
+log = logging.getLogger("settings")
 
 
 class LifeConfig(AppConfig):
@@ -7,3 +12,6 @@ class LifeConfig(AppConfig):
 
     def ready(self):
         from . import checks  # noqa: F401
+
+        for deprecation in getattr(settings, "DEPRECATIONS", ()):
+            log.warning("configuration: %s", deprecation)

@@ -11,6 +11,7 @@ failed goes after the others; one that keeps failing is backed off (see
 and the run goes on: one broken repository cannot starve the others.
 """
 
+import enum
 import logging
 import time
 from dataclasses import dataclass, field
@@ -19,19 +20,25 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from plumbing.errors import PermanentError, TransientError
+from plumbing.http import http_session
 
+from .kinds import for_repository
 from .models import Repository
-from .pushlog import PushlogClient
-from .repositories import catch_up
 from .sync import describe
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
+class Status(enum.StrEnum):
+    UP_TO_DATE = "up to date"
+    CAUGHT_UP = "caught up"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
 class RepositoryOutcome:
     name: str
-    status: str  # "up to date", "caught up", "failed"
+    status: Status
     detail: str = ""
 
 
@@ -47,8 +54,8 @@ class BackfillReport:
     def summary(self):
         return (
             f"backfill: {len(self.outcomes)} repositories in {self.seconds:.1f}s: "
-            f"{self.count('caught up')} caught up, {self.count('up to date')} up to date, "
-            f"{self.count('failed')} failed, {self.backed_off} backing off"
+            f"{self.count(Status.CAUGHT_UP)} caught up, {self.count(Status.UP_TO_DATE)} up to date, "
+            f"{self.count(Status.FAILED)} failed, {self.backed_off} backing off"
         )
 
 
@@ -66,19 +73,19 @@ def due_repositories(names=None):
     return list(ordered), repositories.count() - due.count()
 
 
-def backfill(limit=None, names=None, client=None, on_outcome=None):
-    """Backfill up to ``limit`` repositories; returns a BackfillReport."""
+def backfill(limit=None, names=None, session=None, on_outcome=None):
+    """Backfill up to ``limit`` repositories (one HTTP session for all); returns a BackfillReport."""
     started = time.monotonic()
-    client = client or PushlogClient()
+    session = session or http_session()
     repositories, backed_off = due_repositories(names)
     report = BackfillReport(backed_off=backed_off)
     for repository in repositories[:limit]:
         try:
-            result = catch_up(repository, client=client)
+            result = for_repository(repository).catch_up(repository, session=session)
         except Exception as error:  # recorded in its SyncState already; the others still get their turn
             if not isinstance(error, (TransientError, PermanentError)):
                 log.exception("backfill of %s failed", repository.name)
-            outcome = RepositoryOutcome(repository.name, "failed", describe(error))
+            outcome = RepositoryOutcome(repository.name, Status.FAILED, describe(error))
         else:
             outcome = _success(repository, result)
         report.outcomes.append(outcome)
@@ -94,4 +101,5 @@ def _success(repository, result):
         details.append(f"{result.pushes} pushes, {result.changesets} changesets")
     if result.rejected:
         details.append(f"{len(result.rejected)} pushes rejected, e.g. {result.rejected[0]}")
-    return RepositoryOutcome(repository.name, "caught up" if result.pushes else "up to date", "; ".join(details))
+    return RepositoryOutcome(repository.name, Status.CAUGHT_UP if result.pushes else Status.UP_TO_DATE,
+                             "; ".join(details))

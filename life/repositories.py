@@ -1,5 +1,4 @@
-"""What an operator or the backfill does to a repository of either kind: the one place that tells
-Mercurial repositories (``ingest``: json-pushes) from git ones (``gitingest``: the tracked branch).
+"""Starting to track a repository of either kind (what each kind then does: ``life.kinds``).
 
 ``track`` starts tracking a repository by URL. Which kind it is is asked of
 the server: a smart-HTTP git server answers ``info/refs?service=git-upload-pack``
@@ -17,35 +16,16 @@ from django.db import transaction
 
 from plumbing.errors import PermanentError
 from plumbing.names import validate_locale_code, validate_repository_name
+from plumbing.urls import configured_url_parts
 
-from . import git, gitingest, ingest
+from . import kinds
+from .git.clone import validate_branch_name
+from .git.remote import advertisement as git_advertisement
 from .models import Forest, Locale, Repository
 
 log = logging.getLogger(__name__)
 
 DEFAULT_GIT_BRANCH = "main"
-
-
-def catch_up(repository, client=None):
-    """Bring ``repository`` up to date (the backfill's step); the result has ``pushes`` and ``changesets``."""
-    if repository.kind == Repository.GIT:
-        return gitingest.catch_up(repository, session=client.session if client else None)
-    return ingest.ingest_pushes(repository, client=client)
-
-
-def reprocess(repository, reclone=False, progress=None):
-    """Re-fetch (or re-clone) and import what is missing, idempotently; ``progress(done, total)``
-    counts pushes for Mercurial, commits for git."""
-    if repository.kind == Repository.GIT:
-        return gitingest.import_history(repository, reclone=reclone, progress=progress)
-    return ingest.reprocess_repository(repository, reclone=reclone, progress=progress)
-
-
-def progress_unit(repository):
-    return "commit" if repository.kind == Repository.GIT else "push"
-
-
-# --- tracking a new repository ----------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -61,9 +41,10 @@ class Tracking:
 def normalise_url(url, kind):
     """The repository URL as rows keep it: http(s), no query, one trailing slash; no ``.git`` for git,
     so that comparisons' revision keys (``/owner/name/``) resolve to it."""
-    parts = urlsplit(url or "")
-    if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
-        raise PermanentError(f"{url!r} is not an http(s) repository URL")
+    try:
+        parts = configured_url_parts(url)
+    except ValueError:
+        raise PermanentError(f"{url!r} is not an http(s) repository URL") from None
     path = parts.path.rstrip("/")
     if kind == Repository.GIT:
         path = path.removesuffix(".git")
@@ -86,13 +67,13 @@ def plan(url, name=None, branch=None, kind=None, advertisement=None):
             raise PermanentError("--branch is for git repositories: a Mercurial repository is tracked whole")
         return Tracking(name, url, kind)
     branch = branch or (advertisement and advertisement.default_branch) or DEFAULT_GIT_BRANCH
-    return Tracking(name, url, kind, git.validate_branch_name(branch))
+    return Tracking(name, url, kind, validate_branch_name(branch))
 
 
 def probe(url):
     """The server's git ref advertisement for ``url``, or None when it does not speak git's smart HTTP."""
     try:
-        return git.advertisement(url)
+        return git_advertisement(url)
     except PermanentError:
         return None
 
@@ -138,10 +119,10 @@ def track(url, name=None, branch=None, forest=None, kind=None, progress=None):
     """Start tracking the repository at ``url``: create it, clone it, import its history.
 
     Returns (Repository, result of the import). Running it again for the same
-    repository imports what is new, like ``reprocess``.
+    repository imports what is new, like ``reprocess-repo``.
     """
     repository = start_tracking(url, name, branch, forest, kind)
-    return repository, reprocess(repository, progress=progress)
+    return repository, kinds.for_repository(repository).reprocess(repository, progress=progress)
 
 
 def _is_locale_code(code):

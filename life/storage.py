@@ -17,9 +17,10 @@ directory that the next start finishes the swap from. Nothing under
 worker's start removes whatever a killed worker left, but only once the
 repository's lock is free (another worker may be cloning it right now).
 
-Layout, besides the clones: ``.locks/<key>.lock`` (one advisory lock per
-clone) and ``.staging/``. Repository names cannot start with a dot, so these
-never meet a clone.
+Layout, besides the clones (``<name>/.hg`` for Mercurial, ``<name>/.git``
+for git; forks share the clone of what they fork, and its lock):
+``.locks/<key>.lock`` (one advisory lock per clone) and ``.staging/``.
+Repository names cannot start with a dot, so these never meet a clone.
 """
 
 import contextlib
@@ -27,6 +28,7 @@ import ctypes
 import errno
 import fcntl
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -35,6 +37,9 @@ import tempfile
 from pathlib import Path
 
 from django.conf import settings
+
+from plumbing.errors import PermanentError
+from plumbing.names import validate_repository_name
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +83,30 @@ def prepare():
     """
     check_writable()
     remove_stale_staging()
+
+
+# --- where a repository's clone lives, and its lock ---------------------------
+
+
+def clone_path(repository):
+    """Where ``repository``'s clone lives; forks share the clone of what they fork."""
+    name = validate_repository_name(repository.clone_owner().name)
+    root = base()
+    path = (root / name).resolve()
+    if not path.is_relative_to(root) or path == root:
+        raise PermanentError(f"repository name {name!r} escapes REPOSITORY_BASE")
+    return path
+
+
+def lock_key(repository):
+    return hashlib.sha1(repository.clone_owner().name.encode()).hexdigest()
+
+
+@contextlib.contextmanager
+def clone_lock(repository):
+    """Serialise work on one clone across processes (an advisory file lock)."""
+    with locked(lock_key(repository)):
+        yield
 
 
 # --- locks ------------------------------------------------------------------

@@ -8,76 +8,22 @@ overlapping rows never wait on each other in a cycle. The number of queries
 depends on the number of chunks, not on the number of changesets.
 """
 
-import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from django.db import connection
 from django.db.models import Exists, OuterRef
-from django.db.models.constants import OnConflict
+
+from plumbing.bulk import chunk_size, chunked, insert_rows
 
 from .completeness import StoredPush
 from .models import NULL_REVISION, Branch, Changeset, File, Push, Repository, text_digest
 
-# Rows per INSERT and values per IN (...) where the database allows it.
-CHUNK = 5000
 
-
-def chunk_size(params_per_row=1):
-    limit = connection.features.max_query_params or 65535
-    return max(1, min(CHUNK, limit // params_per_row - 1))
-
-
-def chunked(items, size):
-    """Lists of up to ``size`` items of ``items`` (any iterable, read as it goes)."""
-    iterator = iter(items)
-    while chunk := list(itertools.islice(iterator, size)):
-        yield chunk
-
-
-def insert_rows(model, fields, rows, returning=None):
-    """INSERT ``rows`` (tuples of database-ready values for ``fields``), ignoring rows whose unique key exists.
-
-    Thousands of rows per statement, as ``bulk_create(ignore_conflicts=True)``
-    does, without building a model instance per row: an import writes a
-    hundred thousand rows, and the instances were most of its time. On
-    PostgreSQL the rows travel as one array per column (``unnest``): two
-    parameters to parse instead of ten thousand.
-
-    With ``returning`` (field names), returns their values for the rows
-    actually inserted, or None where the database cannot tell (the caller
-    then looks them up).
-    """
-    if not rows:
-        return []
-    ops = connection.ops
-    columns = [model._meta.get_field(name) for name in fields]
-    head = (
-        f"{ops.insert_statement(on_conflict=OnConflict.IGNORE)} {ops.quote_name(model._meta.db_table)} "
-        f"({', '.join(ops.quote_name(column.column) for column in columns)})"
-    )
-    tail = ops.on_conflict_suffix_sql(fields, OnConflict.IGNORE, None, None)
-    returns = returning and connection.features.can_return_rows_from_bulk_insert
-    if returns:
-        tail += " RETURNING " + ", ".join(ops.quote_name(model._meta.get_field(name).column) for name in returning)
-    inserted = []
-    with connection.cursor() as cursor:
-        for sql, values in _insert_statements(head, tail, columns, rows):
-            cursor.execute(sql, values)
-            if returns:
-                inserted += cursor.fetchall()
-    return inserted if returns else None
-
-
-def _insert_statements(head, tail, columns, rows):
-    if connection.vendor == "postgresql":
-        arrays = ", ".join(f"%s::{column.db_type(connection)}[]" for column in columns)
-        for chunk in chunked(rows, CHUNK):
-            yield f"{head} SELECT * FROM unnest({arrays}) {tail}", [list(values) for values in zip(*chunk, strict=True)]
-    else:
-        row = "(" + ", ".join(["%s"] * len(columns)) + ")"
-        for chunk in chunked(rows, chunk_size(len(columns))):
-            yield f"{head} VALUES {', '.join([row] * len(chunk))} {tail}", [value for row in chunk for value in row]
+def lock_repository(repository):
+    """The repository's row, locked until the end of the current transaction: one writer of its
+    pushes at a time."""
+    return Repository.objects.select_for_update().get(pk=repository.pk)
 
 
 def changeset_rows(revisions):
@@ -89,19 +35,6 @@ def changeset_rows(revisions):
         ):
             rows[revision] = (pk, placeholder)
     return rows
-
-
-def ids_by(model, field, values):
-    """{value: id} of the rows whose unique ``field`` is one of ``values`` (few), creating the missing ones."""
-    values = set(values)
-    ids = dict(model.objects.filter(**{f"{field}__in": values}).values_list(field, "id"))
-    missing = values - ids.keys()
-    if missing:
-        # Few rows of any model: instances fill in its other fields' defaults.
-        rows = [model(**{field: value}) for value in sorted(missing)]
-        model.objects.bulk_create(rows, ignore_conflicts=True, batch_size=chunk_size(len(model._meta.concrete_fields)))
-        ids.update(model.objects.filter(**{f"{field}__in": missing}).values_list(field, "id"))
-    return ids
 
 
 def _ids_by_digest(model, field, digest_field, values):
@@ -223,16 +156,32 @@ def link_repository(repository, changeset_ids):
 
 @dataclass
 class StoredPushes:
-    """What an ingestion stored; the results of both kinds of repository extend it."""
+    """What was stored: the counters every ingestion adds up."""
 
     pushes: int = 0
     changesets: int = 0
     placeholders_filled: int = 0
 
     def add(self, stored):
+        """Count what another StoredPushes (or IngestResult) stored."""
         self.pushes += stored.pushes
         self.changesets += stored.changesets
         self.placeholders_filled += stored.placeholders_filled
+
+    def add_changesets(self, stored):
+        """Count what ``store_changesets`` stored (a StoredChangesets)."""
+        self.changesets += stored.created
+        self.placeholders_filled += stored.filled
+
+
+@dataclass
+class IngestResult(StoredPushes):
+    """What one ingestion of a repository of either kind did."""
+
+    vcs_seconds: float = 0.0  # time spent in hg or git (clone, pull, fetch)
+    # RejectedPushes met on the way: listed upstream, never stored (git history holds none).
+    rejected: list = field(default_factory=list)
+    detail: str = ""  # why nothing was stored, when nothing was (git)
 
 
 def store_pushes(repository, pushes, records):

@@ -24,7 +24,7 @@ import json
 import socket
 import threading
 import time
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin
 
 import requests
 import urllib3
@@ -36,6 +36,7 @@ from urllib3.util.retry import Retry
 
 from .errors import PermanentError, TransientError
 from .text import printable
+from .urls import mask_password
 
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
 MAX_REDIRECTS = 5
@@ -235,9 +236,7 @@ def _prepared_url(url, params=None):
 def _shown(url):
     """A URL from outside as an error message may show it: bounded, escaped, any password masked."""
     try:
-        parts = urlsplit(url)
-        if parts.password is not None:
-            url = urlunsplit(parts._replace(netloc=f"{parts.username}:***@{parts.netloc.rsplit('@', 1)[1]}"))
+        url = mask_password(url)
     except ValueError:
         pass
     return printable(url, 200)

@@ -1,15 +1,18 @@
-"""Running hg and git for network work: a hard timeout, and nothing left running after it.
+"""Running hg and git: a hard timeout, and nothing left running after it.
 
 The command runs in a session of its own, so a timeout kills what it
 started too (``git fetch`` runs ``git-remote-http`` and ``index-pack``), not
-only the command. A timeout is a TransientError; how a failure reads is the
-caller's to judge from the result.
+only the command. A timeout is a TransientError. ``run`` waits for the end
+and leaves judging a failure to the caller; ``stream`` hands over the output
+as it comes (``git log`` of a whole history) and raises on a failure.
 """
 
 import contextlib
 import os
 import signal
 import subprocess
+import tempfile
+import threading
 from dataclasses import dataclass
 
 from .errors import TransientError
@@ -42,6 +45,59 @@ def run(command, *, env, timeout, what, input=None):
         _kill_session(process)
         raise
     return Finished(process.returncode, stdout, stderr)
+
+
+@contextlib.contextmanager
+def stream(command, *, env, timeout, what, input_lines=None):
+    """Run ``command`` within ``timeout`` seconds, yielding its output (a binary stream) to read as it
+    comes; the block reads it to the end. Leaving the block by an exception ends the command; a
+    failure or the timeout is a TransientError once the output is read.
+
+    ``input_lines`` (bytes, each ending in a newline) are written to the command's input from a
+    thread, for commands that answer as they read (``git cat-file --batch``): both pipes have
+    bounded buffers, so writing all before reading could wait forever.
+    """
+    with tempfile.TemporaryFile() as errors:
+        try:
+            process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=errors,
+                                       stdin=subprocess.DEVNULL if input_lines is None else subprocess.PIPE,
+                                       start_new_session=True)
+        except OSError as error:
+            raise TransientError(f"{what}: cannot run {command[0]} ({error.strerror})") from None
+        expired = threading.Event()
+        timer = threading.Timer(timeout, _expire, (process, expired))
+        timer.start()
+        if input_lines is not None:
+            threading.Thread(target=_write_lines, args=(process.stdin, input_lines), name=f"{command[0]}-input",
+                             daemon=True).start()
+        try:
+            yield process.stdout
+        except BaseException:
+            timer.cancel()
+            _kill_session(process)  # the reader stopped early, or failed: nothing more is wanted
+            raise
+        timer.cancel()
+        process.stdout.close()
+        returncode = process.wait()
+        if expired.is_set():
+            raise TransientError(f"{what} timed out after {timeout:g}s")
+        if returncode != 0:
+            errors.seek(0)
+            raise TransientError(f"{what} failed: {Finished(returncode, b'', errors.read()).last_error_line()}")
+
+
+def _write_lines(stream, lines):
+    try:
+        with stream:
+            stream.writelines(lines)
+    except (BrokenPipeError, ValueError):
+        pass  # the command was ended: its reader says why
+
+
+def _expire(process, expired):
+    expired.set()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def _kill_session(process):

@@ -35,3 +35,18 @@ def printable(text, limit=None):
 def ascii_only(text, limit=None):
     """``printable(text)`` with everything beyond ASCII escaped too: storable in any column."""
     return printable(text, limit).encode("ascii", "backslashreplace").decode("ascii")
+
+
+def from_bytes(data):
+    """Bytes read from hg or git as storable text: undecodable bytes must not stop an import."""
+    return storable(data.decode("utf-8", "replace"))
+
+
+def field_text(value):
+    """A message's field as text: headers may carry bytes, or nothing (bytes that are not UTF-8 are kept
+    as surrogate escapes: ``printable`` shows them)."""
+    if value is None:
+        return ""
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "surrogateescape")
+    return str(value)

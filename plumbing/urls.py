@@ -9,7 +9,7 @@ what is fetched.
 
 import ipaddress
 import socket
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 HTTP_SCHEMES = ("http", "https")
@@ -17,12 +17,28 @@ HTTP_SCHEMES = ("http", "https")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
+def configured_url_parts(value):
+    """The parts of a URL that configuration or an operator names (a root URL, a repository): http(s),
+    a host, no query, no fragment; else ValueError."""
+    parts = urlsplit(value or "")
+    if parts.scheme not in HTTP_SCHEMES or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError(f"must be an http(s) URL, not {value!r}")
+    return parts
+
+
 def normalise_root_url(value):
     """A Taskcluster root URL, http(s) without a trailing slash, so every run records the same one."""
-    parts = urlsplit(value or "")
-    if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
-        raise ValueError(f"must be an http(s) URL, not {value!r}")
+    configured_url_parts(value)
     return value.rstrip("/")
+
+
+def mask_password(url):
+    """``url`` with its password, if any, replaced by ``***``: what a log line or an error may show."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{netloc}"))
 
 
 def origin(url):

@@ -155,8 +155,12 @@ REPOSITORY_BASE = env.directory("REPOSITORY_BASE", VAR_DIR / "repos")
 HG_BINARY = env.executable("HG_BINARY", None)
 # Seconds any single HTTP request to hg.mozilla.org or Taskcluster may take, all of it.
 HTTP_TIMEOUT = env.seconds("HTTP_TIMEOUT", 30.0, minimum=0.1)
-# Seconds a clone or pull may take before it counts as a (transient) failure.
-HG_TIMEOUT = env.seconds("HG_TIMEOUT", 900.0, minimum=1)
+# Seconds one hg or git clone, pull, fetch or log may take before it counts as a (transient) failure.
+VCS_TIMEOUT = env.seconds("VCS_TIMEOUT", None, minimum=1)
+# Its old name, still read when VCS_TIMEOUT is not set; a line in the log says so (see DEPRECATIONS).
+_HG_TIMEOUT = env.seconds("HG_TIMEOUT", None, minimum=1)
+if VCS_TIMEOUT is None:
+    VCS_TIMEOUT = 900.0 if _HG_TIMEOUT is None else _HG_TIMEOUT
 # Pushes per json-pushes request.
 PUSHLOG_PAGE_SIZE = env.integer("PUSHLOG_PAGE_SIZE", 1000, minimum=1, maximum=100_000)
 # Bytes of one localization file a computed comparison reads; a bigger one is a parse error of its locale.
@@ -171,7 +175,7 @@ KNOWN_REPOSITORIES_TTL = env.seconds("KNOWN_REPOSITORIES_TTL", 5.0)
 # consume-pulse backfills every this many seconds (0: never), at most this many repositories a run (0: all).
 BACKFILL_INTERVAL = env.seconds("BACKFILL_INTERVAL", 900.0)
 BACKFILL_LIMIT = env.integer("BACKFILL_LIMIT", 0)
-# The health check fails when the consumer loop has not beaten for this long (> HG_TIMEOUT).
+# The health check fails when the consumer loop has not beaten for this long (> VCS_TIMEOUT).
 HEARTBEAT_FILE = env.file("HEARTBEAT_FILE", VAR_DIR / "heartbeat")
 HEALTHCHECK_MAX_AGE = env.seconds("HEALTHCHECK_MAX_AGE", 1200.0, minimum=1)
 # Prometheus metrics of consume-pulse; 0 turns them off.
@@ -198,6 +202,13 @@ if SENTRY_DSN:
         sentry_sdk.init(dsn=SENTRY_DSN, send_default_pii=False)
     except ValueError as error:  # sentry_sdk.utils.BadDsn
         raise ConfigurationError(f"SENTRY_DSN is not a Sentry DSN: {error}") from None
+
+# Old names still read, as lines the log shows at start (life's AppConfig writes them).
+DEPRECATIONS = tuple(
+    f"{old} is deprecated: name it {new} (which wins when both are set)"
+    for old, new, value in (("HG_TIMEOUT", "VCS_TIMEOUT", _HG_TIMEOUT),)
+    if value is not None
+)
 
 # What the project read from the environment: the README's table lists exactly these.
 ENVIRONMENT_VARIABLES = tuple(env.names)

@@ -14,10 +14,7 @@ import uuid
 import requests
 from kombu import Connection, Exchange
 
-from worker.github import TASKCLUSTER_GITHUB_EXCHANGE
-from worker.github import WEBHOOKS_EXCHANGE as GITHUB_WEBHOOKS_EXCHANGE
-from worker.hgmo import EXCHANGE as HGPUSH_EXCHANGE
-from worker.taskcluster import EXCHANGE as TASK_COMPLETED_EXCHANGE
+from worker import exchanges
 
 RABBITMQ_HOST, RABBITMQ_PORT = "127.0.0.1", 5672
 MANAGEMENT_API = f"http://{RABBITMQ_HOST}:15672/api"
@@ -30,7 +27,7 @@ def rabbitmqctl(*args):
 def declare_upstream_exchanges(url):
     """What hg.mozilla.org, Taskcluster and GitHub's republishers own on the real Pulse."""
     with Connection(url) as connection:
-        for name in (HGPUSH_EXCHANGE, TASK_COMPLETED_EXCHANGE, GITHUB_WEBHOOKS_EXCHANGE, TASKCLUSTER_GITHUB_EXCHANGE):
+        for name in exchanges.ALL:
             Exchange(name, type="topic", durable=True)(connection.default_channel).declare()
 
 

@@ -43,8 +43,8 @@ if __name__ == "__main__":  # run as a command (below): the worker's modules nee
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings")
     django.setup()
 
-from worker.github import TASKCLUSTER_GITHUB_EXCHANGE
-from worker.github import WEBHOOKS_EXCHANGE as GITHUB_WEBHOOKS_EXCHANGE
+from worker.exchanges import GITHUB_WEBHOOKS as GITHUB_WEBHOOKS_EXCHANGE
+from worker.exchanges import TASKCLUSTER_GITHUB as TASKCLUSTER_GITHUB_EXCHANGE
 
 from .httpserver import SimulatedService, serve_from_command_line
 

@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 
 from kombu import Exchange, Producer
 
-from worker.hgmo import EXCHANGE as HGPUSH_EXCHANGE
-from worker.taskcluster import EXCHANGE as TASK_COMPLETED_EXCHANGE
+from worker.exchanges import HGPUSHES as HGPUSH_EXCHANGE
+from worker.exchanges import TASK_COMPLETED as TASK_COMPLETED_EXCHANGE
 
 
 def hgpush_body(kind, repository, data):

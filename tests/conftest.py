@@ -46,7 +46,7 @@ def hgmo(tmp_path):
 def repository_base(tmp_path, settings):
     settings.REPOSITORY_BASE = tmp_path / "clones"
     settings.HTTP_TIMEOUT = 5
-    settings.HG_TIMEOUT = 60
+    settings.VCS_TIMEOUT = 60
     return settings.REPOSITORY_BASE
 
 

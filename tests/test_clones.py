@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from life import clones, storage
+from life import storage
+from life.hg import clone as hg_clone
 from life.models import Push, Repository
 from plumbing.errors import PermanentError, TransientError
 from simulated.harness import PROJECT, wait_until
@@ -41,12 +42,12 @@ def files_under(path):
 
 
 def staging_dirs():
-    area = clones.repository_base() / storage.STAGING
+    area = storage.base() / storage.STAGING
     return sorted(area.iterdir()) if area.is_dir() else []
 
 
 def revisions(path):
-    return set(clones.run_hg(["log", "--repository", str(path), "--template", "{node}\n"], "hg log").decode().split())
+    return set(hg_clone.run_hg(["log", "--repository", str(path), "--template", "{node}\n"], "hg log").decode().split())
 
 
 def processes_with(token):
@@ -71,7 +72,8 @@ CLONE_IN_CHILD = """
 import json, os, signal, errno
 import django
 django.setup()
-from life import clones, storage
+from life import storage
+from life.hg import clone as hg_clone
 from life.models import Repository
 options = json.loads(os.environ["CLONE_OPTIONS"])
 if options.get("die_between_renames"):
@@ -86,8 +88,8 @@ if options.get("die_between_renames"):
         rename(source, destination)
     storage.os.rename = dying_rename
 repository = Repository(name=options["name"], url=options["url"])
-with clones.clone_lock(repository):  # as the worker does
-    clones.update_clone(repository, reclone=options.get("reclone", False))
+with storage.clone_lock(repository):  # as the worker does
+    hg_clone.update_clone(repository, reclone=options.get("reclone", False))
 """
 
 
@@ -95,7 +97,7 @@ def clone_in_child(name, url, **options):
     env = dict(
         os.environ,
         DJANGO_SETTINGS_MODULE="settings",
-        REPOSITORY_BASE=str(clones.repository_base()),
+        REPOSITORY_BASE=str(storage.base()),
         CLONE_OPTIONS=json.dumps({"name": name, "url": url, **options}),
     )
     return subprocess.Popen([sys.executable, "-c", CLONE_IN_CHILD], env=env, cwd=PROJECT)
@@ -108,7 +110,7 @@ def test_failed_reclone_leaves_the_old_clone_byte_identical(hgmo):
     repo = make_repository(hgmo, "l10n-central/de")
     hgmo.commit_and_push(repo.name, {"a.ftl": b"a = A\n"})
     call_command("reprocess-repo", repo.name)
-    path = clones.clone_path(repo)
+    path = storage.clone_path(repo)
     before = files_under(path)
     hgmo.set_fault("hg-error", repo.name)  # json-pushes answers, hg gets 500
 
@@ -116,19 +118,19 @@ def test_failed_reclone_leaves_the_old_clone_byte_identical(hgmo):
         call_command("reprocess-repo", repo.name, "--reclone")
 
     assert files_under(path) == before
-    assert clones.is_usable_clone(path)
+    assert hg_clone.is_usable_clone(path)
     assert staging_dirs() == []
 
 
 def test_failed_reclone_of_every_request_leaves_the_old_clone(hgmo):
     repo = make_repository(hgmo, "l10n-central/de")
     node, _ = hgmo.commit_and_push(repo.name, {"a.ftl": b"a = A\n"})
-    path, _ = clones.update_clone(repo)
+    path, _ = hg_clone.update_clone(repo)
     before = files_under(path)
     hgmo.set_fault("error", repo.name)
 
     with pytest.raises(TransientError):
-        clones.update_clone(repo, reclone=True)
+        hg_clone.update_clone(repo, reclone=True)
 
     assert files_under(path) == before
     assert revisions(path) == {node}
@@ -139,7 +141,7 @@ def test_reclone_swaps_in_a_new_clone(hgmo):
     repo = make_repository(hgmo, "l10n-central/de")
     first, _ = hgmo.commit_and_push(repo.name, {"a.ftl": b"a = A\n"})
     call_command("reprocess-repo", repo.name)
-    path = clones.clone_path(repo)
+    path = storage.clone_path(repo)
     old = (path / ".hg").stat().st_ino
     second, _ = hgmo.commit_and_push(repo.name, {"b.ftl": b"b = B\n"})
 
@@ -155,7 +157,7 @@ def test_reclone_without_atomic_exchange_swaps_with_two_renames(hgmo, monkeypatc
     """NFS answers EINVAL to RENAME_EXCHANGE."""
     repo = make_repository(hgmo, "l10n-central/de")
     first, _ = hgmo.commit_and_push(repo.name, {"a.ftl": b"a = A\n"})
-    path, _ = clones.update_clone(repo)
+    path, _ = hg_clone.update_clone(repo)
     old = (path / ".hg").stat().st_ino
     second, _ = hgmo.commit_and_push(repo.name, {"b.ftl": b"b = B\n"})
 
@@ -163,7 +165,7 @@ def test_reclone_without_atomic_exchange_swaps_with_two_renames(hgmo, monkeypatc
         raise OSError(errno.EINVAL, "Invalid argument")
 
     monkeypatch.setattr(storage, "exchange", no_exchange)
-    clones.update_clone(repo, reclone=True)
+    hg_clone.update_clone(repo, reclone=True)
 
     assert (path / ".hg").stat().st_ino != old
     assert revisions(path) == {first, second}
@@ -173,7 +175,7 @@ def test_reclone_without_atomic_exchange_swaps_with_two_renames(hgmo, monkeypatc
 def test_worker_killed_between_the_two_renames_loses_no_clone(hgmo):
     repo = make_repository(hgmo, "l10n-central/de")
     first, _ = hgmo.commit_and_push(repo.name, {"a.ftl": b"a = A\n"})
-    path, _ = clones.update_clone(repo)
+    path, _ = hg_clone.update_clone(repo)
     second, _ = hgmo.commit_and_push(repo.name, {"b.ftl": b"b = B\n"})
 
     child = clone_in_child(repo.name, repo.url, reclone=True, die_between_renames=True)
@@ -181,7 +183,7 @@ def test_worker_killed_between_the_two_renames_loses_no_clone(hgmo):
     assert not (path / ".hg").exists()  # the window the two renames leave
 
     assert storage.remove_stale_staging() == 1
-    assert clones.is_usable_clone(path)
+    assert hg_clone.is_usable_clone(path)
     assert revisions(path) == {first, second}  # the new clone was complete: the swap is finished
     assert staging_dirs() == []
 
@@ -189,7 +191,7 @@ def test_worker_killed_between_the_two_renames_loses_no_clone(hgmo):
 def test_swap_failing_half_way_puts_a_clone_back(hgmo, monkeypatch):
     repo = make_repository(hgmo, "l10n-central/de")
     first, _ = hgmo.commit_and_push(repo.name, {"a.ftl": b"a = A\n"})
-    path, _ = clones.update_clone(repo)
+    path, _ = hg_clone.update_clone(repo)
 
     def no_exchange(first, second):
         raise OSError(errno.EINVAL, "Invalid argument")
@@ -205,10 +207,10 @@ def test_swap_failing_half_way_puts_a_clone_back(hgmo, monkeypatch):
     monkeypatch.setattr(storage, "exchange", no_exchange)
     monkeypatch.setattr(storage.os, "rename", failing_rename)
     with pytest.raises(OSError, match="Input/output"):
-        clones.update_clone(repo, reclone=True)
+        hg_clone.update_clone(repo, reclone=True)
     monkeypatch.undo()
 
-    assert clones.is_usable_clone(path)
+    assert hg_clone.is_usable_clone(path)
     assert revisions(path) == {first}
     assert staging_dirs() == []
 
@@ -223,21 +225,21 @@ def test_nested_names_never_touch_each_others_clones(hgmo, order):
     repos = {name: make_repository(hgmo, name) for name in NESTED}
     nodes = {name: hgmo.commit_and_push(name, {f"{name}.ftl": name.encode()})[0] for name in NESTED}
     for name in order:
-        clones.update_clone(repos[name])
-    assert {name: revisions(clones.clone_path(repos[name])) for name in NESTED} == {n: {nodes[n]} for n in NESTED}
+        hg_clone.update_clone(repos[name])
+    assert {name: revisions(storage.clone_path(repos[name])) for name in NESTED} == {n: {nodes[n]} for n in NESTED}
 
     for victim, survivor in itertools.permutations(NESTED):
-        kept = files_under(clones.clone_path(repos[survivor]) / ".hg")
-        victim_path = clones.clone_path(repos[victim])
+        kept = files_under(storage.clone_path(repos[survivor]) / ".hg")
+        victim_path = storage.clone_path(repos[victim])
 
-        clones.update_clone(repos[victim], reclone=True)
-        assert files_under(clones.clone_path(repos[survivor]) / ".hg") == kept
+        hg_clone.update_clone(repos[victim], reclone=True)
+        assert files_under(storage.clone_path(repos[survivor]) / ".hg") == kept
 
         (victim_path / ".hg" / "requires").unlink()  # broken: Mercurial cannot open it
-        clones.update_clone(repos[victim])
-        assert clones.is_usable_clone(victim_path)
+        hg_clone.update_clone(repos[victim])
+        assert hg_clone.is_usable_clone(victim_path)
         assert revisions(victim_path) == {nodes[victim]}
-        assert files_under(clones.clone_path(repos[survivor]) / ".hg") == kept
+        assert files_under(storage.clone_path(repos[survivor]) / ".hg") == kept
     assert staging_dirs() == []
 
 
@@ -272,7 +274,7 @@ def test_stale_staging_is_removed_at_start_unless_its_clone_is_in_progress(hgmo)
 
         storage.prepare()  # what every command does at start
 
-        assert [d.name.split(".")[0] for d in staging_dirs()] == [clones.lock_key(busy_repo)]
+        assert [d.name.split(".")[0] for d in staging_dirs()] == [storage.lock_key(busy_repo)]
         assert processes_with(busy_repo.url)  # the other clone goes on
     finally:
         busy.kill()
@@ -280,7 +282,7 @@ def test_stale_staging_is_removed_at_start_unless_its_clone_is_in_progress(hgmo)
     wait_until(lambda: not processes_with(busy_repo.url))
     assert storage.remove_stale_staging() == 1
     assert staging_dirs() == []
-    assert not (clones.clone_path(killed_repo) / ".hg").exists()
+    assert not (storage.clone_path(killed_repo) / ".hg").exists()
 
 
 def test_a_timeout_kills_hg_and_everything_it_started(tmp_path, settings):
@@ -294,9 +296,9 @@ def test_a_timeout_kills_hg_and_everything_it_started(tmp_path, settings):
     )
     Path(token).chmod(0o755)
     settings.HG_BINARY = token
-    settings.HG_TIMEOUT = 3
+    settings.VCS_TIMEOUT = 3
     outcome = []
-    runner = threading.Thread(target=lambda: outcome.append(_failure(clones.run_hg, ["clone", "x", "y"], "hg clone x")))
+    runner = threading.Thread(target=lambda: outcome.append(_failure(hg_clone.run_hg, ["clone", "x", "y"], "hg clone x")))
     runner.start()
     wait_until(lambda: len(processes_with(token)) == 2)  # the fake hg and its child
 
@@ -316,14 +318,14 @@ def _failure(function, *args):
 def test_locks_a_killed_hg_left_in_a_clone_do_not_block_the_next_pull(hgmo, settings):
     repo = make_repository(hgmo, "l10n-central/de")
     hgmo.commit_and_push(repo.name, {"a": b"1"})
-    path, _ = clones.update_clone(repo)
+    path, _ = hg_clone.update_clone(repo)
     # As after a SIGKILL in a container that has since got another host name.
     os.symlink("old-container:4242", path / ".hg" / "store" / "lock")
     os.symlink("old-container:4242", path / ".hg" / "wlock")
     node, _ = hgmo.commit_and_push(repo.name, {"b": b"2"})
-    settings.HG_TIMEOUT = 20  # Mercurial would wait for the lock for 600 s
+    settings.VCS_TIMEOUT = 20  # Mercurial would wait for the lock for 600 s
 
-    clones.update_clone(repo)
+    hg_clone.update_clone(repo)
 
     assert node in revisions(path)
 
@@ -379,10 +381,10 @@ def test_clone_redirected_to_another_origin_is_refused_and_permanent(hgmo, elsew
     hgmo.set_fault("redirect", repo.name, redirect_to=ELSEWHERE[where](hgmo, elsewhere))
 
     with pytest.raises(PermanentError, match=r"redirected to another origin .*, refused"):
-        clones.update_clone(repo)
+        hg_clone.update_clone(repo)
 
     assert elsewhere.requests_seen == 0
-    assert not (clones.clone_path(repo) / ".hg").exists()
+    assert not (storage.clone_path(repo) / ".hg").exists()
     assert staging_dirs() == []
 
 
@@ -390,13 +392,13 @@ def test_clone_redirected_to_another_origin_is_refused_and_permanent(hgmo, elsew
 def test_pull_redirected_to_another_origin_is_refused_and_permanent(hgmo, elsewhere, where):
     repo = make_repository(hgmo, "l10n-central/de")
     hgmo.commit_and_push(repo.name, {"a": b"1"})
-    path, _ = clones.update_clone(repo)
+    path, _ = hg_clone.update_clone(repo)
     before = files_under(path)
     hgmo.commit_and_push(repo.name, {"b": b"2"})
     hgmo.set_fault("redirect", repo.name, redirect_to=ELSEWHERE[where](hgmo, elsewhere))
 
     with pytest.raises(PermanentError, match=r"redirected to another origin .*, refused"):
-        clones.update_clone(repo)
+        hg_clone.update_clone(repo)
 
     assert elsewhere.requests_seen == 0
     assert files_under(path) == before
@@ -407,8 +409,8 @@ def test_redirect_within_the_origin_is_followed(hgmo):
     first, _ = hgmo.commit_and_push(repo.name, {"a": b"1"})
     hgmo.set_fault("redirect", repo.name, redirect_to=hgmo.url + "mirror/")
 
-    path, _ = clones.update_clone(repo)
+    path, _ = hg_clone.update_clone(repo)
     second, _ = hgmo.commit_and_push(repo.name, {"b": b"2"})
-    clones.update_clone(repo)
+    hg_clone.update_clone(repo)
 
     assert revisions(path) == {first, second}

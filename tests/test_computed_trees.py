@@ -19,10 +19,9 @@ from l10n import computation, results, trees
 from l10n.comparison import compare
 from l10n.models import COMPUTED, Active, ParsedFile, Run, RunFile
 from l10n.parsing import PARSER, Parsed
-from life import files
-from life.ingest import ingest_pushes
+from life.hg.ingest import ingest_pushes
+from life.kinds import for_repository
 from life.models import Forest, Repository, SyncState, Tree
-from life.repositories import reprocess
 from simulated.github import SimulatedGitHub
 
 MOZ_L10N = str(Path(sys.executable).parent / "moz-l10n")
@@ -171,7 +170,8 @@ class World:
 
     def push(self, name, changes):
         self.github.commit(name, changes)
-        return reprocess(Repository.objects.get(name=name))
+        repository = Repository.objects.get(name=name)
+        return for_repository(repository).reprocess(repository)
 
     def push_locale(self, code, changes):
         for path, data in changes.items():
@@ -207,7 +207,7 @@ def test_channel_trees_match_moz_l10n_compare_and_share_one_parse(world, tmp_pat
     assert_matches_moz_l10n(tmp_path, main, world.reference["main"], world.locales)
     assert_matches_moz_l10n(tmp_path, beta, world.reference["beta"], world.locales)
     # Every distinct locale file the channels list was parsed once, for both channels.
-    listed = {(path.rsplit(".", 1)[1], blob) for path, blob in files.list_files(world.l10n, world.github.tip(L10N))
+    listed = {(path.rsplit(".", 1)[1], blob) for path, blob in for_repository(world.l10n).list_files(world.l10n, world.github.tip(L10N))
               if "/" in path and REFERENCE.get(path.split("/", 1)[1])}
     assert ParsedFile.objects.count() == len(listed)
     run = Active.objects.get(tree=main, locale__code="de").run
@@ -267,7 +267,7 @@ def test_new_and_vanished_channels_and_locales(world):
     trees.add_channel_trees(world.source, world.l10n)
     world.github.commit(SOURCE, {"_data/beta.json": None, "_data/esr153.json": json.dumps(BETA).encode()})
     world.push(L10N, {f"pl/{path}": data for path, data in generate_locale(9).items()})
-    reprocess(world.source)
+    for_repository(world.source).reprocess(world.source)
 
     assert Tree.objects.get(code="firefox-beta").archived  # the push archived it; its history stays
     assert Run.objects.filter(tree__code="firefox-beta").exists()
@@ -407,7 +407,8 @@ def test_a_locale_push_racing_a_reference_push_ends_with_both_newest_tips(github
 
     def ingest(name):
         try:
-            return reprocess(Repository.objects.get(name=name))
+            repository = Repository.objects.get(name=name)
+        return for_repository(repository).reprocess(repository)
         finally:
             connections.close_all()
 

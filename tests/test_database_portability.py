@@ -3,7 +3,7 @@ only by case or trailing spaces, and paths longer than any index."""
 
 import pytest
 
-from life.ingest import ingest_pushes
+from life.hg.ingest import ingest_pushes
 from life.models import Changeset, File, Repository
 
 pytestmark = pytest.mark.django_db

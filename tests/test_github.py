@@ -21,11 +21,12 @@ from l10n.elmo import parse_elmo
 from l10n.ingest import ingest_task
 from l10n.models import Run
 from l10n.store import config_repository
-from life import clones, git
+from life import storage
 from life.backfill import backfill
-from life.git import parse_advertisement
+from life.git import clone as git_clone
+from life.git.remote import parse_advertisement
+from life.kinds import for_repository
 from life.models import NULL_REVISION, Changeset, Forest, Push, Repository, SyncState, Tree
-from life.repositories import catch_up
 from plumbing.errors import PermanentError
 from simulated import compare
 from simulated.github import (
@@ -189,7 +190,7 @@ def test_a_failed_reclone_leaves_the_git_clone_in_place(github):
     github.create_repo(L10N)
     github.build_history(L10N, 5, locales=["de"])
     repository = track(github, L10N)
-    clone = clones.clone_path(repository) / ".git"
+    clone = storage.clone_path(repository) / ".git"
     before = snapshot(clone)
     github.set_fault("error", L10N)
 
@@ -197,7 +198,7 @@ def test_a_failed_reclone_leaves_the_git_clone_in_place(github):
         call_command("reprocess-repo", L10N, "--reclone")
 
     assert snapshot(clone) == before
-    assert not any((clones.repository_base() / ".staging").iterdir())
+    assert not any((storage.base() / ".staging").iterdir())
 
 
 @pytest.mark.django_db
@@ -210,9 +211,9 @@ def test_git_follows_no_redirect_and_never_contacts_its_target(github, tmp_path)
         github.set_fault("redirect", L10N, redirect_to=elsewhere.url)
 
         with pytest.raises(PermanentError, match="redirect to .* refused"):
-            catch_up(repository)  # the remote tip, asked over HTTP
-        with pytest.raises(PermanentError, match="redirect"), clones.clone_lock(repository):
-            git.update_clone(repository)  # git itself
+            for_repository(repository).catch_up(repository)  # the remote tip, asked over HTTP
+        with pytest.raises(PermanentError, match="redirect"), storage.clone_lock(repository):
+            git_clone.update_clone(repository)  # git itself
 
         assert elsewhere.requests_seen == 0
 
@@ -226,7 +227,7 @@ def test_any_failure_of_a_git_repository_is_recorded_in_its_sync_state(github, r
     (repository_base / "mozilla-l10n").write_text("a file where the clone's directory must go, as a full disk")
 
     with pytest.raises(OSError):
-        catch_up(repository)
+        for_repository(repository).catch_up(repository)
 
     state = SyncState.objects.get(repository=repository)
     assert state.failures == 1 and state.last_error.startswith(("FileExistsError", "NotADirectoryError"))
@@ -783,13 +784,13 @@ def test_a_hanging_github_is_a_transient_failure_within_the_timeouts(github, set
     github.commit(L10N, {"a": b"1"})
     repository = track(github, L10N)
     github.commit(L10N, {"a": b"2"})
-    settings.HTTP_TIMEOUT, settings.HG_TIMEOUT = 1, 2
+    settings.HTTP_TIMEOUT, settings.VCS_TIMEOUT = 1, 2
     github.hang_seconds = 60
     github.set_fault("hang", L10N)
 
     report = backfill()  # the ref advertisement: HTTP_TIMEOUT
     with pytest.raises(CommandError, match="timed out after 2s"):
-        call_command("reprocess-repo", L10N)  # git fetch: HG_TIMEOUT
+        call_command("reprocess-repo", L10N)  # git fetch: VCS_TIMEOUT
 
     assert report.outcomes[0].status == "failed"
     state = SyncState.objects.get(repository=repository)

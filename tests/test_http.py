@@ -11,7 +11,7 @@ import time
 import pytest
 
 from l10n.taskcluster import QueueClient
-from life.pushlog import PushlogClient
+from life.hg.pushlog import PushlogClient
 from plumbing.errors import PermanentError, TransientError
 from plumbing.http import MAX_REDIRECTS, get_bytes, http_session
 from plumbing.urls import PublicHttp, SameOrigin, is_internal_host

@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from life.completeness import StoredPush, unproven
-from life.ingest import batches
+from life.hg.ingest import batches
 from life.records import PushlogPage, PushRecord, RejectedPush
 from plumbing.background import read_ahead
 

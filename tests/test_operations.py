@@ -55,7 +55,7 @@ def test_metrics_json_logs_and_heartbeat_of_a_running_worker(hgmo, broker_url, w
     assert metric(text, "l10n_worker_messages_total", exchange=hg, outcome="skipped") == 1
     assert metric(text, "l10n_worker_messages_total", exchange=hg, outcome="dead-lettered") == 1
     assert metric(text, "l10n_worker_dead_letters_total", exchange=hg) == 1
-    assert metric(text, "l10n_worker_hg_seconds_count") == 1
+    assert metric(text, "l10n_worker_vcs_seconds_count", kind="hg") == 1
     assert metric(text, "l10n_worker_last_success_timestamp_seconds") > 0
 
     health = subprocess.run([sys.executable, "-m", "worker.health"], cwd=PROJECT, capture_output=True, text=True,

@@ -8,8 +8,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from life import clones
-from life.ingest import find_forest, ingest_new_repository, ingest_pushes, reprocess_repository
+from life import storage
+from life.hg import clone as hg_clone
+from life.hg.ingest import find_forest, ingest_new_repository, ingest_pushes, reprocess_repository
 from life.models import NULL_REVISION, Changeset, Forest, Push, Repository
 from plumbing.errors import PermanentError, TransientError
 
@@ -65,7 +66,7 @@ def test_first_push_stores_changeset_and_push(hgmo):
     assert push.user == "pusher@example.com"
     assert [c.revision for c in push.changesets.all()] == [node]
     assert repo.changesets.filter(revision=node).exists()
-    assert clones.clone_path(repo).joinpath(".hg").is_dir()
+    assert storage.clone_path(repo).joinpath(".hg").is_dir()
 
 
 def test_several_pushes_in_one_batch_and_paging(hgmo, settings):
@@ -244,8 +245,8 @@ def test_fork_shares_the_clone_of_what_it_forks(hgmo):
 
     ingest_pushes(fork, 2)
 
-    assert clones.clone_path(fork) == clones.clone_path(parent)
-    assert not (clones.repository_base() / "projects").exists()
+    assert storage.clone_path(fork) == storage.clone_path(parent)
+    assert not (storage.base() / "projects").exists()
     assert set(fork.changesets.values_list("revision", flat=True)) == {base, forked}
     assert Changeset.objects.filter(revision=base).count() == 1
 
@@ -285,7 +286,7 @@ def test_newrepo_empty_and_unknown_forest(hgmo):
 def test_path_escaping_repository_name_is_refused(name, repository_base):
     repo = Repository(name=name, url="http://127.0.0.1:9/x/")
     with pytest.raises(PermanentError):
-        clones.clone_path(repo)
+        storage.clone_path(repo)
     with pytest.raises(PermanentError):
         find_forest(name)
     assert not repository_base.exists() or not any(repository_base.iterdir())
@@ -318,12 +319,12 @@ def test_upstream_error_during_pull_is_retriable(hgmo):
 def test_broken_clone_is_removed_and_recloned(hgmo):
     repo = make_repository(hgmo, "l10n-central/de")
     hgmo.commit_and_push("l10n-central/de", {"a": b"1"})
-    path = clones.clone_path(repo)
+    path = storage.clone_path(repo)
     (path / ".hg").mkdir(parents=True)
     (path / ".hg" / "garbage").write_text("half a clone")
 
     assert ingest_pushes(repo, 1).pushes == 1
-    assert clones.is_usable_clone(path)
+    assert hg_clone.is_usable_clone(path)
     assert not (path / ".hg" / "garbage").exists()
 
 

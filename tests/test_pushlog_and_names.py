@@ -2,7 +2,7 @@
 
 import pytest
 
-from life.pushlog import parse_pushlog
+from life.hg.pushlog import parse_pushlog
 from life.records import PushRecord
 from plumbing.errors import PermanentError
 from plumbing.names import validate_locale_code, validate_repository_name, validate_revision

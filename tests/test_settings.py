@@ -75,6 +75,7 @@ BAD_VALUES = {
     "HTTP_TIMEOUT": [("abc", {}, "HTTP_TIMEOUT must be a number of seconds"),
                      ("inf", {}, "HTTP_TIMEOUT must be a number of seconds"),
                      ("0", {}, "HTTP_TIMEOUT must be at least 0.1")],
+    "VCS_TIMEOUT": [("0", {}, "VCS_TIMEOUT must be at least 1")],
     "HG_TIMEOUT": [("0", {}, "HG_TIMEOUT must be at least 1")],
     "PUSHLOG_PAGE_SIZE": [("0", {}, "PUSHLOG_PAGE_SIZE must be at least 1")],
     "COMPARE_MAX_FILE_BYTES": [("0", {}, "COMPARE_MAX_FILE_BYTES must be at least 1")],
@@ -112,6 +113,21 @@ def test_every_bad_value_stops_a_command_with_one_line_naming_the_setting(tmp_pa
         if result.returncode == 0 or len(lines) != 1 or not lines[0].startswith(f"configuration: {says}"):
             failures.append(f"{name}={value!r}: exit {result.returncode}, stderr {result.stderr.strip()[-500:]!r}")
     assert not failures, "\n".join(failures)
+
+
+def test_hg_timeout_still_sets_the_vcs_timeout_with_a_deprecation_line_in_the_log():
+    env = {key: val for key, val in os.environ.items() if key not in settings.ENVIRONMENT_VARIABLES}
+    show = ["-c", "from django.conf import settings; print(settings.VCS_TIMEOUT)"]
+    old = subprocess.run([sys.executable, "manage.py", "shell", *show], cwd=PROJECT, env={**env, "HG_TIMEOUT": "7"},
+                         capture_output=True, text=True, timeout=60)
+    assert old.returncode == 0 and old.stdout.split()[-1] == "7.0"
+    assert "configuration: HG_TIMEOUT is deprecated: name it VCS_TIMEOUT" in old.stderr
+    new = subprocess.run([sys.executable, "manage.py", "shell", *show], cwd=PROJECT,
+                         env={**env, "HG_TIMEOUT": "7", "VCS_TIMEOUT": "8"}, capture_output=True, text=True, timeout=60)
+    assert new.stdout.split()[-1] == "8.0"
+    plain = subprocess.run([sys.executable, "manage.py", "shell", *show], cwd=PROJECT, env=env, capture_output=True,
+                           text=True, timeout=60)
+    assert plain.stdout.split()[-1] == "900.0" and "deprecated" not in plain.stderr
 
 
 # --- the parsers themselves (no subprocess) ---------------------------------------------

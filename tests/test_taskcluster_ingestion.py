@@ -13,7 +13,7 @@ from kombu import Connection
 from l10n.ingest import ingest_task
 from l10n.models import SUMMARY_COUNTS, Active, Run
 from l10n.store import activate_runs
-from life.ingest import ingest_pushes
+from life.hg.ingest import ingest_pushes
 from life.models import Changeset, Locale, Repository, Tree
 from plumbing.errors import PermanentError, TransientError
 from simulated import compare, pulse

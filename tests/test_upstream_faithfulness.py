@@ -5,9 +5,9 @@ Against real repositories served by the simulated hg.mozilla.org, on every suppo
 
 import pytest
 
-from life.ingest import PushRejected, find_forest, ingest_new_repository, ingest_pushes, reprocess_repository
+from life.hg.ingest import PushRejected, find_forest, ingest_new_repository, ingest_pushes, reprocess_repository
+from life.hg.pushlog import PushlogClient
 from life.models import Branch, Changeset, Forest, Push, Repository, SyncState
-from life.pushlog import PushlogClient
 from plumbing.errors import NotUpstreamYet, PermanentError
 
 pytestmark = pytest.mark.django_db

@@ -1,14 +1,19 @@
 """Pure parts of the worker: hg.mozilla.org message parsing, retry counting (no broker, no database)."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
 from plumbing.errors import PermanentError
 from simulated import pulse
-from worker.config import mask_password
+from simulated.harness import PROJECT
+from worker.config import Broker, mask_password
 from worker.dispatch import Delivery
+from worker.hgmo import KnownRepositories
 from worker.hgmo import parse as parse_hgpush
+from worker.sources import sources
 
 A = "a" * 40
 
@@ -76,3 +81,12 @@ def test_malformed_changegroup_data(data, reason):
     body = {"payload": {"type": "changegroup.1", "data": data}}
     with pytest.raises(PermanentError, match=reason):
         parse_hgpush(delivery(body))
+
+
+def test_consume_pulse_help_names_every_source():
+    every = sources(Broker(url="memory://", user="u"), KnownRepositories(ttl=0))
+    shown = subprocess.run([sys.executable, "manage.py", "consume-pulse", "--help"], cwd=PROJECT, capture_output=True,
+                           text=True, timeout=60, check=True).stdout
+    unwrapped = "".join(shown.split())  # argparse wraps lines, also after a hyphen
+    assert every and all(source.exchange in unwrapped for source in every), shown
+    assert "TASKCLUSTER_EXTRA_SOURCES" in unwrapped

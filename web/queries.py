@@ -436,7 +436,7 @@ def status_page(now=None):
     repos.sort(key=lambda repo: (repo["backing_off_until"] is None, -repo["failures"], repo["name"]))
     liveness = SyncState.objects.aggregate(last_attempt=Max("last_attempt"), last_synced=Max("last_synced"))
     interval = settings.BACKFILL_INTERVAL
-    stale_after = 2 * interval + settings.HG_TIMEOUT if interval else None
+    stale_after = 2 * interval + settings.VCS_TIMEOUT if interval else None
     heard = _newest(liveness["last_attempt"], liveness["last_synced"])
     alive = None if stale_after is None or heard is None else (now - heard).total_seconds() <= stale_after
     newest_runs = _newest_runs(_actives())

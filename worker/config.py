@@ -6,7 +6,8 @@ main Taskcluster deployment; each of TASKCLUSTER_EXTRA_SOURCES is a broker
 """
 
 from dataclasses import dataclass, replace
-from urllib.parse import urlsplit, urlunsplit
+
+from plumbing.urls import mask_password
 
 
 @dataclass(frozen=True)
@@ -41,14 +42,6 @@ class Broker:
     def own_exchange(self):
         """Where retries wait and come back from; Pulse lets a user own exchange/<user>/…"""
         return f"exchange/{self.user}/worker"
-
-
-def mask_password(url):
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{netloc}"))
 
 
 def brokers(settings):

@@ -1,52 +1,46 @@
-"""The Pulse consumer: wires each source's queue to its handler and settles every delivery.
+"""The Pulse consumer: kombu's ConsumerMixin, its hooks filled in.
 
-Settling is the delivery guarantee of DESIGN §6: a message is acked only
-after its effects are committed; a transient failure is republished to a
-delay queue (with publisher confirms) before the original is acked; a
-permanent one is stored as a DeadLetter before it is acked.
+Each source's queue is wired to its handler (``get_consumers``); each
+delivery is read once into plain data, handled (``dispatch``, ``policy``)
+and settled (``settling``: acks, retry copies, dead letters). Between
+deliveries the loop keeps house (``housekeeping``: the liveness file, the
+backfill timer).
 
 Containment is the other half: nothing a delivery or the broker does stops
-this loop. Every delivery ends as stored, skipped, retried or a dead letter
-(``policy`` decides, over plain data); a frame the AMQP client cannot even
-decode costs the connection, which is abandoned and made again (the
-queue's delivery limit parks such a message after PULSE_DELIVERY_LIMIT
-tries); a broker that is away or refuses the credentials is waited out
-with back-off, one log line a try.
+this loop. Every delivery ends as stored, skipped, retried or a dead letter;
+a frame the AMQP client cannot even decode costs the connection, which is
+abandoned and made again (the queue's delivery limit parks such a message
+after PULSE_DELIVERY_LIMIT tries), and the next connection takes deliveries
+one at a time for a while; a broker that is away or refuses the credentials
+is waited out with back-off, one log line a try.
 """
 
+import contextlib
 import functools
 import logging
-import socket
-import threading
 import time
-from pathlib import Path
 
 from amqp.exceptions import AccessRefused, PreconditionFailed
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections, connections
 from kombu import Producer
 from kombu.mixins import ConsumerMixin
 
-from life.backfill import backfill
-from plumbing.text import printable
+from plumbing.text import field_text, printable
 
 from . import metrics, policy, topology, transport
 from .dispatch import Delivery, Outcome, Status, process
 from .hgmo import KnownRepositories
+from .housekeeping import Housekeeping
 from .keepalive import KeepAlive
-from .models import DeadLetter
+from .settling import DEFERRED_ACK_DELAY, DeferredAcks, Settler
 from .sources import sources
 
 log = logging.getLogger("worker")
 
-HEARTBEAT_EVERY = 5
-# A quiet queue gets the acks of the skipped messages it delivered after this long.
-DEFERRED_ACK_DELAY = 0.5
 # After a frame the client could not decode, one delivery at a time for this long: the broker
 # counts a return against every unsettled delivery, and only the bad one should reach its limit.
 ONE_AT_A_TIME_SECONDS = 60
 RECONNECT_BACKOFF = (1, 2, 5, 10, 30, 60)
-DATABASE_BACKOFF = (1, 2, 5, 10, 30)
 
 
 def connect(broker):
@@ -67,21 +61,19 @@ class PulseWorker(ConsumerMixin):
         self.sources = sources(broker, KnownRepositories(settings.KNOWN_REPOSITORIES_TTL))
         self.handled = 0
         self.last_activity = time.monotonic()
-        self.last_beat = 0.0
-        self.last_backfill = time.monotonic()
-        self.backfill_thread = None
         self.failures = 0  # connections lost in a row
         self.failure = None  # what ended the current connection
         self.one_at_a_time_until = 0.0
         self.consumers = []
         self.amqp = None  # py-amqp's connection under the current consumers, for heartbeats
         self.keepalive = KeepAlive()
-        self.retry_producer = None
+        self.housekeeping = Housekeeping(backfills=broker.main)
         self.acks = DeferredAcks(
             # kombu's virtual transports (memory://) ignore ``multiple``: ack each message there.
             enabled=connection.transport.driver_type == "amqp",
             limit=broker.prefetch // 2,  # below the prefetch, or the broker would wait for them
         )
+        self.settler = Settler(broker, self.acks, self.sleep, stopping=lambda: self.should_stop)
 
     @property
     def connection_lost(self):
@@ -95,30 +87,27 @@ class PulseWorker(ConsumerMixin):
     # --- the connection's life --------------------------------------------------
 
     def run(self):
-        """Consume until stopped; no failure of the broker, the connection or a frame ends it."""
+        """Consume until stopped: kombu's consume loop, polling at this worker's interval. Unlike kombu's
+        ``run``, which outlives only connection errors, no failure of the broker, the connection or a
+        frame ends it."""
         while not self.should_stop:
             try:
-                for _ in self.consume():
+                for _ in self.consume(safety_interval=self.poll_interval):
                     pass
             except Exception as error:  # noqa: BLE001 - see connection_failed
                 self.connection_failed(self.failure or error)
             self.failure = None
 
-    def consume(self, *args, **kwargs):
-        """kombu's consume loop, with this worker's poll interval; a failing connection is abandoned."""
-        with self.consumer_context() as (connection, _channel, _consumers):
-            while not self.should_stop:
-                self.on_iteration()
-                try:
-                    connection.drain_events(timeout=self.poll_interval)
-                except socket.timeout:
-                    connection.heartbeat_check()
-                except Exception as error:
-                    # No goodbyes on a connection in an unknown state: its unsettled deliveries return.
-                    self.failure = error
-                    connection.collect()
-                    raise
-                yield
+    @contextlib.contextmanager
+    def extra_context(self, connection, channel):
+        """Around the consume loop of one connection: one that fails is abandoned."""
+        try:
+            yield
+        except Exception as error:
+            # No goodbyes on a connection in an unknown state: its unsettled deliveries return.
+            self.failure = error
+            connection.collect()
+            raise
 
     def connection_failed(self, error):
         """One line, then wait: longer each time the broker fails again, a second after a bad frame."""
@@ -158,11 +147,11 @@ class PulseWorker(ConsumerMixin):
         self.acks.new_channel()
         self.acks.limit = prefetch // 2
         if self.broker.embedded:
-            self.amqp, self.retry_producer = None, Producer(channel)
+            self.amqp, self.settler.retry_producer = None, Producer(channel)
         else:
             # Retries are published on a channel of their own: waiting for a publisher confirm on the
             # consuming channel would hand this loop its next delivery in the middle of the last one.
-            self.amqp, self.retry_producer = channel.connection, Producer(channel.connection.channel())
+            self.amqp, self.settler.retry_producer = channel.connection, Producer(channel.connection.channel())
         consumed = topology.available(channel.connection, self.broker, self.sources)
         queues = topology.declare(channel, self.broker, consumed)
         if not self.broker.embedded:
@@ -193,11 +182,11 @@ class PulseWorker(ConsumerMixin):
     def on_decode_error(self, message, exc):
         """kombu could not make a Message of a delivery: a dead letter, never a silent ack."""
         outcome = Outcome(Status.DEAD, f"the delivery could not be decoded: {type(exc).__name__}: {exc}")
-        self.settle(message, None, self.delivery(message), outcome)
+        delivery = self.delivery(message)
+        self.settler.settle(message, None, delivery, policy.attempt(delivery.headers, time.time()), outcome)
 
     def on_iteration(self):
-        self.beat()
-        self.maybe_backfill()
+        self.housekeeping.tick()
         if self.one_at_a_time_until and time.monotonic() >= self.one_at_a_time_until:
             self.one_at_a_time_until = 0.0
             for consumer in self.consumers:
@@ -209,31 +198,6 @@ class PulseWorker(ConsumerMixin):
         if self.idle_exit is not None and idle >= self.idle_exit:
             log.info("queues idle for %.0fs, stopping", idle)
             self.should_stop = True
-
-    def beat(self):
-        """Tell the health check this loop is alive (at most every few seconds)."""
-        now = time.time()
-        if now - self.last_beat >= HEARTBEAT_EVERY:
-            self.last_beat = now
-            metrics.LAST_ALIVE.set(now)
-            heartbeat = Path(settings.HEARTBEAT_FILE)
-            heartbeat.parent.mkdir(parents=True, exist_ok=True)
-            heartbeat.touch()
-
-    def maybe_backfill(self):
-        """Every BACKFILL_INTERVAL, backfill in a thread: messages keep flowing meanwhile.
-
-        Backfill and message handlers take the same locks, so they never
-        store a push twice.
-        """
-        interval = settings.BACKFILL_INTERVAL
-        if not interval or not self.broker.main or time.monotonic() - self.last_backfill < interval:
-            return
-        if self.backfill_thread is not None and self.backfill_thread.is_alive():
-            return
-        self.last_backfill = time.monotonic()
-        self.backfill_thread = threading.Thread(target=_backfill_in_thread, name="backfill", daemon=True)
-        self.backfill_thread.start()
 
     def stop(self, *_signal_args):
         """Finish the message in hand, then leave (used as the SIGTERM/SIGINT handler)."""
@@ -250,10 +214,11 @@ class PulseWorker(ConsumerMixin):
     def on_message(self, source, message):
         started = time.monotonic()
         delivery = self.delivery(message)
+        attempt = policy.attempt(delivery.headers, time.time())
         try:
             with self.keepalive.busy(self.amqp):
-                outcome = self.outcome(source, delivery)
-                settled = self.settle(message, source, delivery, outcome)
+                outcome = self.outcome(source, delivery, attempt)
+                settled = self.settler.settle(message, source, delivery, attempt, outcome)
         except self.connection_lost:
             raise  # the broker returns the message; the run loop reconnects
         except Exception:
@@ -263,6 +228,7 @@ class PulseWorker(ConsumerMixin):
                           printable(delivery.routing_key, 200))
             message.requeue()
             return
+        outcome = settled or outcome
         self.handled += 1
         self.last_activity = time.monotonic()
         duration = self.last_activity - started
@@ -286,139 +252,26 @@ class PulseWorker(ConsumerMixin):
             self.should_stop = True
 
     def delivery(self, message):
+        """The delivery's facts, read once: where it came from (a retry copy restates it), its body and headers."""
         info = message.delivery_info
         headers = dict(message.headers or {})
-        exchange, routing_key = _text(info.get("exchange")), _text(info.get("routing_key"))
+        exchange, routing_key = field_text(info.get("exchange")), field_text(info.get("routing_key"))
         # Only our own retry path may restate where a message first came from.
         if exchange == self.broker.own_exchange and policy.ORIGINAL_EXCHANGE_HEADER in headers:
-            exchange = _text(headers[policy.ORIGINAL_EXCHANGE_HEADER])
-            routing_key = _text(headers.get(policy.ORIGINAL_ROUTING_KEY_HEADER))
+            exchange = field_text(headers[policy.ORIGINAL_EXCHANGE_HEADER])
+            routing_key = field_text(headers.get(policy.ORIGINAL_ROUTING_KEY_HEADER))
         body = message.body if isinstance(message.body, bytes) else str(message.body).encode("utf-8", "surrogatepass")
         return Delivery(body, exchange, routing_key, message.content_type, headers, message.content_encoding)
 
-    def outcome(self, source, delivery):
+    def outcome(self, source, delivery, attempt):
         refused = policy.refusal(delivery, self.broker.delivery_limit)
         if refused is not None:
             return Outcome(Status.DEAD, refused)
         now = time.time()
         return policy.final(
             process(source, delivery),
-            retries=policy.retries(delivery.headers),
-            first_attempt=policy.first_attempt(delivery.headers, now),
+            retries=attempt.retries,
+            first_attempt=attempt.first_attempt,
             now=now,
             max_retries=self.broker.max_retries,
         )
-
-    def settle(self, message, source, delivery, outcome):
-        """Record the outcome, then ack. Returns False if the worker stopped first (the message went back).
-
-        While the database is away, a dead letter waits for it (with back-off, the
-        connection kept alive): requeueing would only bring the message straight back.
-        """
-        waits = 0
-        while True:
-            try:
-                if outcome.status is Status.DEAD:
-                    DeadLetter.record(delivery, outcome.detail, source=source.name if source else "",
-                                      retries=policy.retries(delivery.headers))
-                elif outcome.status is Status.RETRY:
-                    self.publish_retry(source, delivery, outcome)
-                break
-            except (OperationalError, InterfaceError) as error:
-                close_old_connections()
-                if self.should_stop:
-                    message.requeue()
-                    return False
-                delay = DATABASE_BACKOFF[min(waits, len(DATABASE_BACKOFF) - 1)]
-                waits += 1
-                log.warning("cannot record a dead letter, the database is unavailable (%s); waiting %ds",
-                            printable(error, 200), delay)
-                self.sleep(delay)
-        self.acks.ack(message, defer=outcome.status is Status.SKIPPED)
-        return True
-
-    def publish_retry(self, source, delivery, outcome):
-        retries = policy.retries(delivery.headers)
-        delay = policy.retry_delay(self.broker.retry_delays, retries)
-        try:
-            self.retry_producer.publish(
-                delivery.body,
-                exchange=topology.own_exchange(self.broker),
-                routing_key=topology.retry_key(source, delay),
-                headers=policy.retry_headers(delivery, retries, policy.first_attempt(delivery.headers, time.time())),
-                content_type=delivery.content_type or "application/json",
-                content_encoding=delivery.content_encoding or "binary",
-                delivery_mode=2,
-                declare=[],
-            )
-        except (TypeError, ValueError) as error:  # UnicodeError too: headers that cannot travel again
-            outcome.status, outcome.detail = Status.DEAD, f"{outcome.detail} (no retry copy can be made: {error})"
-            DeadLetter.record(delivery, outcome.detail, source=source.name, retries=retries)
-
-
-class DeferredAcks:
-    """Acks of skipped messages, sent as one ``multiple`` ack with the next ack or when the queue is quiet.
-
-    Most of what hg.mozilla.org announces is skipped, and an ack frame per
-    skipped message costs more than the skipping. A skipped message has no
-    effects, so a late ack loses nothing: if the worker dies first, the
-    message comes back and is skipped again.
-
-    A ``multiple`` ack settles every delivery of the channel up to its tag, so
-    it is only used while this worker has seen every tag (they count up by
-    one per delivery). A delivery the AMQP client could not decode leaves a
-    gap: from then on the channel's acks are one by one, and that delivery
-    stays unsettled until the connection is dropped and the broker counts it.
-    """
-
-    def __init__(self, enabled, limit):
-        self.enabled = enabled
-        self.limit = limit
-        self.new_channel()
-
-    def new_channel(self):
-        self.last_tag, self.every_tag_seen, self.waiting = 0, True, []
-
-    def ack(self, message, defer=False):
-        tag = message.delivery_tag
-        if not isinstance(tag, int) or tag != self.last_tag + 1:
-            self.every_tag_seen = False
-        self.last_tag = tag
-        multiple = self.enabled and self.every_tag_seen
-        if defer and multiple and len(self.waiting) < self.limit:
-            self.waiting.append(message)
-            return
-        if multiple:
-            message.ack(multiple=True)
-        else:
-            for waiting in self.waiting:
-                waiting.ack()
-            message.ack()
-        self.waiting = []
-
-    def flush(self):
-        if self.waiting:
-            self.waiting[-1].ack(multiple=True)  # only ever deferred while every tag was seen
-        self.waiting = []
-
-    def forget(self):
-        """The channel is gone, and with it what it delivered: those come back."""
-        self.new_channel()
-
-
-def _text(value):
-    """A delivery field as text (headers may carry bytes, or nothing)."""
-    if value is None:
-        return ""
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).decode("utf-8", "surrogateescape")
-    return str(value)
-
-
-def _backfill_in_thread():
-    try:
-        log.info(backfill(limit=settings.BACKFILL_LIMIT or None).summary())
-    except Exception:
-        log.exception("backfill failed")
-    finally:
-        connections.close_all()

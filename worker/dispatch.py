@@ -1,15 +1,16 @@
 """From a delivery to an outcome: parse it, hand it to its source's handler, classify failures.
 
-Each source (``sources.py``) pairs a pure ``parse`` (delivery -> message with
-``kind`` and ``subject``) with a ``handle`` (message -> Outcome, doing its
-work in committed transactions). ``process`` turns every failure into a
+Each source (``sources.py``) pairs a pure ``parse`` (delivery -> a Message)
+with a ``handle`` (Message -> Outcome, doing its work in committed
+transactions). ``process`` turns every failure into a
 RETRY or DEAD outcome, never an exception: bad input is DEAD, everything
 else (including what nobody foresaw) is retried with back-off.
 """
 
 import enum
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from django.db import DatabaseError, close_old_connections
 
@@ -37,11 +38,23 @@ class Status(enum.StrEnum):
     DEAD = "dead-lettered"
 
 
-@dataclass
+class Message(Protocol):
+    """What every source's ``parse`` returns: plain data that names itself in the log line."""
+
+    @property
+    def kind(self) -> str:
+        """The type of message, as upstream names it (``changegroup.1``, ``push``, ``task-completed``)."""
+
+    @property
+    def subject(self) -> str:
+        """What it is about: a repository, a task."""
+
+
+@dataclass(frozen=True)
 class Outcome:
     status: Status
     detail: str = ""
-    kind: str = "-"
+    kind: str = "-"  # the Message's, once parsed
     subject: str = "-"
     # For a retry: seconds after the first attempt past which it is given up (see TransientError).
     give_up_after: float | None = None
@@ -75,5 +88,4 @@ def process(source, delivery):
         # repository's sync state by life), a dead letter once the retries run out; never a crash.
         log.exception("unexpected error handling %s %s", delivery.exchange, delivery.routing_key)
         outcome = Outcome(Status.RETRY, f"unexpected error: {type(error).__name__}: {error}")
-    outcome.kind, outcome.subject = kind, subject
-    return outcome
+    return replace(outcome, kind=kind, subject=subject)

@@ -16,24 +16,26 @@ from the repository's configured URL. A ``clone_url`` that is not that URL
 makes the message a dead letter; nothing a message names is ever contacted.
 
 The handler serves both sources: a push to the tracked branch of a known
-git repository goes to ``life.gitingest``; other branches, tags, deletions
+git repository goes to ``life.git.ingest``; other branches, tags, deletions
 and other events are skipped with the reason.
 """
 
 import re
-import time
 from dataclasses import dataclass
+from typing import ClassVar
 from urllib.parse import urlsplit
 
-from life.gitingest import ingest_push
+from life.git.ingest import ingest_push
 from life.models import Repository
 from plumbing.errors import PermanentError
 from plumbing.jsondoc import decode_json, validate_schema
 
+from . import exchanges, metrics
 from .dispatch import skipped, stored
+from .known import Refreshed
 
-WEBHOOKS_EXCHANGE = "exchange/github-webhooks/v1"
-TASKCLUSTER_GITHUB_EXCHANGE = "exchange/taskcluster-github/v1/push"
+WEBHOOKS_EXCHANGE = exchanges.GITHUB_WEBHOOKS
+TASKCLUSTER_GITHUB_EXCHANGE = exchanges.TASKCLUSTER_GITHUB
 # GitHub caps webhook payloads at 25 MB; the envelope adds little.
 MAX_BODY_BYTES = 26 * 1024 * 1024
 NULL_SHA = "0" * 40
@@ -105,7 +107,7 @@ class GitHubPush:
     pusher: str
     pushed_at: int | None = None
     clone_url: str | None = None
-    kind = "push"
+    kind: ClassVar[str] = "push"  # a dispatch.Message: kind and subject
 
     @property
     def subject(self):
@@ -114,7 +116,7 @@ class GitHubPush:
 
 @dataclass(frozen=True)
 class GitHubEvent:
-    """Any other webhook event: skipped without reading its body."""
+    """Any other webhook event (a dispatch.Message): skipped without reading its body."""
 
     kind: str
     full_name: str
@@ -205,28 +207,18 @@ def same_repository_url(a, b):
     return normal(a) == normal(b)
 
 
-class KnownGitHubRepositories:
-    """{owner/name: repository id} of the active git repositories, re-read at most every ``ttl`` seconds.
+class KnownGitHubRepositories(Refreshed):
+    """{owner/name: repository id} of the active git repositories (``worker.known``)."""
 
-    Pulse carries pushes of every repository whose notifications are
-    republished; skipping those we do not track costs no query.
-    """
-
-    def __init__(self, ttl, clock=time.monotonic):
-        self.ttl = ttl
-        self.clock = clock
-        self.ids = {}
-        self.read_at = None
+    def read(self):
+        rows = Repository.objects.active().filter(kind=Repository.GIT).order_by("pk").values_list("pk", "url")
+        ids = {}
+        for pk, url in rows:
+            ids.setdefault(repository_full_name(url), pk)
+        return ids
 
     def get(self, full_name):
-        now = self.clock()
-        if self.read_at is None or now - self.read_at >= self.ttl:
-            rows = Repository.objects.active().filter(kind=Repository.GIT).order_by("pk").values_list("pk", "url")
-            self.ids = {}
-            for pk, url in rows:
-                self.ids.setdefault(repository_full_name(url), pk)
-            self.read_at = now
-        return self.ids.get(full_name.lower())
+        return self.current().get(full_name.lower())
 
 
 class GitHubPushHandler:
@@ -252,10 +244,11 @@ class GitHubPushHandler:
             return skipped(f"tracked branch {repository.branch} deleted")
         result = ingest_push(repository, message.after, before=message.before, pusher=message.pusher,
                              pushed_at=message.pushed_at)
+        metrics.VCS_SECONDS.labels("git").observe(result.vcs_seconds)
         if not result.pushes:
             return skipped(result.detail or "push already stored")
         return stored(
             f"{result.pushes} pushes, {result.changesets} changesets, "
             f"{result.placeholders_filled} placeholders filled{', forced' if message.forced else ''}, "
-            f"git {result.git_seconds:.2f}s"
+            f"git {result.vcs_seconds:.2f}s"
         )

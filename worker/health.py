@@ -4,7 +4,7 @@
 
 The consumer touches HEARTBEAT_FILE every few seconds while it waits for
 messages and after each one. A message may legitimately take up to
-HG_TIMEOUT (a clone), so HEALTHCHECK_MAX_AGE must be larger than that.
+VCS_TIMEOUT (a clone), so HEALTHCHECK_MAX_AGE must be larger than that.
 """
 
 import os

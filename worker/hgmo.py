@@ -5,24 +5,24 @@ readable reason out. ``handle`` does the work through ``life``: pull and
 store pushes for a known repository, create one under a known forest.
 """
 
-import time
 from dataclasses import dataclass
 
-from life.ingest import find_forest, ingest_new_repository, ingest_pushes
+from life.hg.ingest import find_forest, ingest_new_repository, ingest_pushes
 from life.models import Repository
 from plumbing.errors import PermanentError
 from plumbing.jsondoc import decode_json
 from plumbing.names import is_revision, validate_repository_name
 
-from . import metrics
+from . import exchanges, metrics
 from .dispatch import skipped, stored
+from .known import Refreshed
 
-EXCHANGE = "exchange/hgpushes/v2"
+EXCHANGE = exchanges.HGPUSHES
 
 
 @dataclass(frozen=True)
 class HgPush:
-    """One hg.mozilla.org notification: ``kind`` is the payload type."""
+    """One hg.mozilla.org notification (a dispatch.Message): ``kind`` is the payload type."""
 
     kind: str
     repository: str
@@ -103,31 +103,14 @@ def parse(delivery):
 # --- handling -------------------------------------------------------------------
 
 
-class KnownRepositories:
-    """The names of active repositories, re-read at most every ``ttl`` seconds.
+class KnownRepositories(Refreshed):
+    """The names of active repositories (``worker.known``)."""
 
-    hg.mozilla.org announces every push of every repository and almost all
-    are for repositories we do not track: skipping them must not cost a
-    query each. A repository added elsewhere is seen within ``ttl``; the
-    same race exists anyway with a parallel worker still creating it, and a
-    missed push is recovered by the next push or the backfill.
-    """
-
-    def __init__(self, ttl, clock=time.monotonic):
-        self.ttl = ttl
-        self.clock = clock
-        self.names = frozenset()
-        self.read_at = None
+    def read(self):
+        return frozenset(Repository.objects.active().values_list("name", flat=True))
 
     def __contains__(self, name):
-        now = self.clock()
-        if self.read_at is None or now - self.read_at >= self.ttl:
-            self.names = frozenset(Repository.objects.active().values_list("name", flat=True))
-            self.read_at = now
-        return name in self.names
-
-    def forget(self):
-        self.read_at = None
+        return name in self.current()
 
 
 class HgPushHandler:
@@ -153,12 +136,12 @@ class HgPushHandler:
             return skipped("unknown repository")
         _check_announced_url(push.repo_url, repository.url, f"the known URL of {repository.name}")
         result = ingest_pushes(repository, max(push.push_ids, default=None), announced=push.push_ids)
-        metrics.HG_SECONDS.observe(result.hg_seconds)
+        metrics.VCS_SECONDS.labels("hg").observe(result.vcs_seconds)
         if not result.pushes:
             return skipped("pushes already stored")
         return stored(
             f"{result.pushes} pushes, {result.changesets} changesets, "
-            f"{result.placeholders_filled} placeholders filled, hg {result.hg_seconds:.2f}s"
+            f"{result.placeholders_filled} placeholders filled, hg {result.vcs_seconds:.2f}s"
         )
 
     def newrepo(self, push):
@@ -169,7 +152,7 @@ class HgPushHandler:
         url = forest.repository_url(code)
         _check_announced_url(push.repo_url, url, f"{url}, the forest's URL for it")
         repository, result = ingest_new_repository(forest, code)
-        metrics.HG_SECONDS.observe(result.hg_seconds)
+        metrics.VCS_SECONDS.labels("hg").observe(result.vcs_seconds)
         self.known.forget()
         return stored(f"repository {repository.name}, {result.changesets} changesets")
 

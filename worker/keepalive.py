@@ -1,6 +1,6 @@
 """Heartbeats on the broker connection while the consumer is busy with one message.
 
-While a handler runs (a first clone can take HG_TIMEOUT), the consumer
+While a handler runs (a first clone can take VCS_TIMEOUT), the consumer
 thread neither reads nor writes the connection, and a broker that hears
 nothing for two heartbeat intervals closes it: the message in hand comes
 back to the queue while its effects, or its retry copy, are already there.

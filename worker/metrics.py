@@ -2,7 +2,7 @@
 
 Pulse deletes a queue that grows past its limit; these make lag and stalls
 visible before that: message rates by outcome, processing time, retries,
-dead letters, hg time, and when the last message succeeded.
+dead letters, hg and git time, and when the last message succeeded.
 """
 
 import functools
@@ -18,7 +18,8 @@ PROCESSING_SECONDS = Histogram(
 )
 RETRIES = Counter("l10n_worker_retries", "Messages sent to a delay queue after a transient failure", ["exchange"])
 DEAD_LETTERS = Counter("l10n_worker_dead_letters", "Messages stored as dead letters", ["exchange"])
-HG_SECONDS = Histogram("l10n_worker_hg_seconds", "Time spent cloning or pulling", buckets=(0.1, 0.5, 1, 5, 30, 120, 900))
+VCS_SECONDS = Histogram("l10n_worker_vcs_seconds", "Time spent in hg or git cloning, pulling or fetching", ["kind"],
+                        buckets=(0.1, 0.5, 1, 5, 30, 120, 900))
 BROKER_FAILURES = Counter("l10n_worker_broker_failures", "Connections to the broker lost, refused or abandoned")
 LAST_SUCCESS = Gauge("l10n_worker_last_success_timestamp_seconds", "When a message was last stored or skipped")
 LAST_ALIVE = Gauge("l10n_worker_last_alive_timestamp_seconds", "When the consumer loop last ran")

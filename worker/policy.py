@@ -5,10 +5,11 @@ read only the delivery's plain data and the clock they are given.
 """
 
 import math
+from dataclasses import dataclass, replace
 
 from plumbing.text import printable
 
-from .dispatch import Outcome, Status
+from .dispatch import Status
 
 RETRIES_HEADER = "x-retries"
 FIRST_ATTEMPT_HEADER = "x-first-attempt"  # when the worker first tried the message, seconds since the epoch
@@ -47,6 +48,19 @@ def first_attempt(headers, now):
     return now
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """What a delivery's headers say of the worker's earlier tries at it, read once per delivery."""
+
+    retries: int  # how often the worker retried it
+    first_attempt: float  # when the worker first tried it, seconds since the epoch
+
+
+def attempt(headers, now):
+    """The Attempt of a delivery with ``headers`` received at ``now``."""
+    return Attempt(retries(headers), first_attempt(headers, now))
+
+
 def refusal(delivery, delivery_limit):
     """Why ``delivery`` is refused before any source parses it, or None.
 
@@ -74,11 +88,11 @@ def final(outcome, *, retries, first_attempt, now, max_retries):
         return outcome
     waited = now - first_attempt
     if outcome.give_up_after is not None and waited >= outcome.give_up_after:
-        return Outcome(Status.DEAD, f"gave up after {waited:.0f}s (the limit is {outcome.give_up_after:.0f}s): "
-                                    f"{outcome.detail}", outcome.kind, outcome.subject)
+        return replace(outcome, status=Status.DEAD, give_up_after=None,
+                       detail=f"gave up after {waited:.0f}s (the limit is {outcome.give_up_after:.0f}s): {outcome.detail}")
     if retries >= max_retries:
-        return Outcome(Status.DEAD, f"gave up after {retries} retries: {outcome.detail}", outcome.kind,
-                       outcome.subject)
+        return replace(outcome, status=Status.DEAD, give_up_after=None,
+                       detail=f"gave up after {retries} retries: {outcome.detail}")
     return outcome
 
 

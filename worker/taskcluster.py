@@ -9,13 +9,15 @@ own, so nothing in the message has to say it.
 """
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from l10n.ingest import configured_routes, ingest_task
 from plumbing.jsondoc import decode_json, validate_schema
 
+from . import exchanges
 from .dispatch import skipped, stored
 
-EXCHANGE = "exchange/taskcluster-queue/v1/task-completed"
+EXCHANGE = exchanges.TASK_COMPLETED
 _TASK_ID = r"^[A-Za-z0-9_-]{22}$"
 
 TASK_COMPLETED_SCHEMA = {
@@ -38,7 +40,7 @@ class TaskCompleted:
     root_url: str
     task_id: str
     run_id: int
-    kind = "task-completed"
+    kind: ClassVar[str] = "task-completed"  # a dispatch.Message: kind and subject
 
     @property
     def subject(self):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from life import clones
+from life import storage
 from life.models import Changeset, Push
 from simulated.harness import WorkerProcess, declare_queues, queue_depth, wait_until
 from tests.test_clones import make_repository, processes_with, revisions, staging_dirs
@@ -26,7 +26,7 @@ def test_worker_killed_while_hg_clones_leaves_no_hg_running_and_no_staging(hgmo,
     # No orphan hg goes on writing into the staging directory, with no timeout.
     wait_until(lambda: not processes_with(repo.url))
     assert len(staging_dirs()) == 1
-    assert not (clones.clone_path(repo) / ".hg").exists()
+    assert not (storage.clone_path(repo) / ".hg").exists()
 
     hgmo.set_fault(None)
     restarted = WorkerProcess("--idle-exit", "3", log_path=tmp_path / "restarted.log")
@@ -34,7 +34,7 @@ def test_worker_killed_while_hg_clones_leaves_no_hg_running_and_no_staging(hgmo,
 
     assert "left by a worker that was killed" in restarted.output()
     assert staging_dirs() == []
-    assert revisions(clones.clone_path(repo)) == {node}
+    assert revisions(storage.clone_path(repo)) == {node}
     assert Push.objects.filter(repository=repo).count() == 1
     assert Changeset.objects.filter(revision=node).count() == 1
     assert queue_depth(broker_url, "hgmo") == 0

@@ -108,7 +108,7 @@ def test_database_stopped_for_20_seconds(hgmo, broker_url, worker_env, tmp_path)
 @pytest.mark.parametrize("fault", ["error", "hang", "refuse"])
 def test_failing_hg_server_does_not_hold_up_healthy_repositories(fault, hgmo, broker_url, worker_env, tmp_path,
                                                                  monkeypatch, settings):
-    monkeypatch.setenv("HG_TIMEOUT", "5")
+    monkeypatch.setenv("VCS_TIMEOUT", "5")
     settings.HTTP_TIMEOUT = 2  # handed to the worker process
     sick, healthy = repositories(hgmo, 2)
     declare_queues()

@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from l10n.elmo import parse_elmo, parse_task_definition
-from life.pushlog import parse_pushlog
+from life.hg.pushlog import parse_pushlog
 from plumbing.errors import PermanentError
 from worker.dispatch import Delivery
 from worker.hgmo import parse as parse_hgpush

@@ -2,8 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from life import storage
 from life.backfill import backfill
+from life.management.storage import prepare_storage
 from life.models import Repository
 
 
@@ -15,10 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("--repo", action="append", dest="names", metavar="NAME", help="only these (repeatable)")
 
     def handle(self, limit, names, **options):
-        try:
-            storage.prepare()  # REPOSITORY_BASE usable; what killed workers left removed
-        except storage.StorageError as error:
-            raise SystemExit(f"configuration: {error}") from None
+        prepare_storage()
         if names:
             unknown = sorted(set(names) - set(Repository.objects.filter(name__in=names).values_list("name", flat=True)))
             if unknown:

@@ -2,10 +2,10 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from life import storage
+from life.kinds import for_repository
 from life.management.progress import Progress
+from life.management.storage import prepare_storage
 from life.models import Repository
-from life.repositories import progress_unit, reprocess
 from plumbing.errors import PermanentError, TransientError
 
 
@@ -19,17 +19,15 @@ class Command(BaseCommand):
         )
 
     def handle(self, name, reclone, **options):
-        try:
-            storage.prepare()  # REPOSITORY_BASE usable; what killed workers left removed
-        except storage.StorageError as error:
-            raise SystemExit(f"configuration: {error}") from None
+        prepare_storage()
         try:
             repository = Repository.objects.get(name=name)
         except Repository.DoesNotExist:
             raise CommandError(f"unknown repository {name!r} (names are paths on the repository's server)") from None
-        with Progress(name, progress_unit(repository)) as progress:
+        kind = for_repository(repository)
+        with Progress(name, kind.progress_unit) as progress:
             try:
-                result = reprocess(repository, reclone=reclone, progress=progress)
+                result = kind.reprocess(repository, reclone=reclone, progress=progress)
             except (TransientError, PermanentError) as error:
                 raise CommandError(f"{name}: {error}") from None
         self.stdout.write(

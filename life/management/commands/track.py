@@ -2,9 +2,11 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from life.kinds import for_repository
 from life.management.progress import Progress
+from life.management.storage import prepare_storage
 from life.models import Repository
-from life.repositories import progress_unit, reprocess, start_tracking
+from life.repositories import start_tracking
 from plumbing.errors import PermanentError, TransientError
 
 
@@ -23,10 +25,11 @@ class Command(BaseCommand):
                             help="skip asking the server which kind it is")
 
     def handle(self, url, name, branch, forest, kind, **options):
+        prepare_storage()
         try:
             repository = start_tracking(url, name=name, branch=branch, forest=forest, kind=kind)
-            with Progress(repository.name, progress_unit(repository)) as progress:
-                result = reprocess(repository, progress=progress)
+            with Progress(repository.name, for_repository(repository).progress_unit) as progress:
+                result = for_repository(repository).reprocess(repository, progress=progress)
         except (TransientError, PermanentError) as error:
             raise CommandError(f"{name or url}: {error}") from None
         what = f"{repository.kind} repository {repository.name} at {repository.url}"

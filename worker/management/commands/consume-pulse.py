@@ -9,8 +9,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection, connections
 from django.db.migrations.executor import MigrationExecutor
 
-from life import storage
-from worker import metrics
+from life.management.storage import prepare_storage
+from worker import exchanges, metrics
 from worker.config import brokers
 from worker.consumer import PulseWorker, connect
 
@@ -18,7 +18,9 @@ log = logging.getLogger("worker")
 
 
 class Command(BaseCommand):
-    help = "Consume hg.mozilla.org pushes and Taskcluster completions from Pulse until stopped."
+    help = "Consume Pulse until stopped, from every source: " + "; ".join(
+        f"{what} ({exchange})" for exchange, what in exchanges.CARRIES.items()
+    ) + "."
 
     def add_arguments(self, parser):
         parser.add_argument("--max-messages", type=int, metavar="N", help="stop after N messages")
@@ -27,10 +29,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, max_messages, idle_exit, **options):
-        try:
-            storage.prepare()  # REPOSITORY_BASE usable; what killed workers left removed
-        except storage.StorageError as error:
-            raise SystemExit(f"configuration: {error}") from None
+        prepare_storage()
         check_migrations()
         workers = [
             PulseWorker(connect(broker), broker, max_messages=max_messages, idle_exit=idle_exit)

@@ -1,8 +1,8 @@
-"""Local Mercurial clones under REPOSITORY_BASE: where they live, and keeping them current.
+"""Local Mercurial clones under REPOSITORY_BASE: running hg, and keeping the clones current.
 
 Network operations run the ``hg`` command in a subprocess so that each one
 has a hard timeout and cannot wedge the worker. Two small extensions of ours
-go into every hg (``life/hg_extensions``): redirects stay within the origin
+go into every hg (``life/hg/extensions``): redirects stay within the origin
 of the URL being pulled, and hg dies with the worker. hg runs in its own
 process group, which a timeout kills whole.
 
@@ -12,8 +12,6 @@ one where web heads read it, and a repository's directory is never removed
 (it may hold the clone of a repository whose name nests in this one's).
 """
 
-import contextlib
-import hashlib
 import logging
 import os
 import sys
@@ -24,15 +22,15 @@ from django.conf import settings
 
 from plumbing import processes
 from plumbing.errors import PermanentError, TransientError
-from plumbing.names import validate_repository_name
 
-from . import storage
-from .hg_extensions import same_origin
+from .. import storage
+from ..storage import clone_path, lock_key
+from .extensions import same_origin
 
 log = logging.getLogger(__name__)
 
 META = ".hg"
-_EXTENSIONS = Path(__file__).resolve().parent / "hg_extensions"
+_EXTENSIONS = Path(__file__).resolve().parent / "extensions"
 # Locks a killed hg leaves behind; Mercurial waits for them (forever, if they name another host).
 _HG_LOCKS = (Path(".hg/wlock"), Path(".hg/store/lock"))
 
@@ -66,36 +64,11 @@ def hg_guard_options():
     ]  # fmt: skip
 
 
-def repository_base():
-    return storage.base()
-
-
-def clone_path(repository):
-    """Where ``repository``'s clone lives; forks share the clone of what they fork."""
-    name = validate_repository_name(repository.clone_owner().name)
-    base = repository_base()
-    path = (base / name).resolve()
-    if not path.is_relative_to(base) or path == base:
-        raise PermanentError(f"repository name {name!r} escapes REPOSITORY_BASE")
-    return path
-
-
-def lock_key(repository):
-    return hashlib.sha1(repository.clone_owner().name.encode()).hexdigest()
-
-
-@contextlib.contextmanager
-def clone_lock(repository):
-    """Serialise work on one clone across processes (an advisory file lock)."""
-    with storage.locked(lock_key(repository)):
-        yield
-
-
 def run_hg(args, what):
     """Run hg; a timeout or a failure is transient (the server or network is at fault), a refused
     redirect is permanent (the configuration names a URL that sends us elsewhere)."""
     command = [hg_executable(), *hg_guard_options(), *args]
-    done = processes.run(command, env=hg_environment(), timeout=settings.HG_TIMEOUT, what=what)
+    done = processes.run(command, env=hg_environment(), timeout=settings.VCS_TIMEOUT, what=what)
     if done.returncode != 0:
         if same_origin.REFUSED.encode() in done.stderr:
             raise PermanentError(f"{what} failed: {done.last_error_line()}")
@@ -131,7 +104,7 @@ def pull(url, path):
 def update_clone(repository, reclone=False):
     """Clone on first use, pull afterwards; returns (path, seconds spent in hg).
 
-    The caller holds ``clone_lock(repository)``. A fork's clone is the one of
+    The caller holds ``storage.clone_lock(repository)``. A fork's clone is the one of
     the repository it forks: it is created from that repository and then
     pulls from the fork. A clone that Mercurial cannot use, or any clone with
     ``reclone``, is made again beside the old one and swapped in on success.

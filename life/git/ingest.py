@@ -27,27 +27,24 @@ a force push — is recorded as one push by an unknown pusher at the fetch time.
 import contextlib
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone as django_timezone
 
 from plumbing.background import read_ahead
+from plumbing.bulk import CHUNK, chunk_size, chunked, insert_rows
 from plumbing.errors import PermanentError
 
-from . import clones, git, signals, store, sync
-from .models import NULL_REVISION, Push, Repository, SyncState
+from .. import signals, storage, store, sync
+from ..models import NULL_REVISION, Push, Repository, SyncState
+from ..store import IngestResult, from_epoch, lock_repository
+from . import clone, remote
+from .log import read_commits
 
 log = logging.getLogger(__name__)
 
 UNKNOWN_PUSHER = ""
-
-
-@dataclass
-class GitIngestResult(store.StoredPushes):
-    git_seconds: float = 0.0
-    detail: str = ""  # why nothing was stored, when nothing was
-    rejected: tuple = ()  # as IngestResult's; git history holds nothing upstream could not produce
 
 
 @dataclass(frozen=True)
@@ -72,27 +69,27 @@ def ingest_push(repository, after, before=None, pusher=UNKNOWN_PUSHER, pushed_at
     with sync.recording_failures(repository):
         if _is_stored(repository, after):
             return _unchanged(repository, "push already stored")
-        with clones.clone_lock(repository):
+        with storage.clone_lock(repository):
             if _is_stored(repository, after):  # a parallel worker stored it while we waited
                 return _unchanged(repository, "push already stored")
-            fetched = git.update_clone(repository)
+            fetched = clone.update_clone(repository)
             now = django_timezone.now()
             if fetched.tip is None:
-                return GitIngestResult(git_seconds=fetched.seconds,
+                return IngestResult(vcs_seconds=fetched.seconds,
                                        detail=f"branch {repository.branch} no longer exists upstream")
-            if git.is_ancestor(fetched.directory, after, fetched.tip):
+            if clone.is_ancestor(fetched.directory, after, fetched.tip):
                 steps = []
-                if (before and before != NULL_REVISION and git.is_ancestor(fetched.directory, before, after)
+                if (before and before != NULL_REVISION and clone.is_ancestor(fetched.directory, before, after)
                         and not _is_stored(repository, before)):
                     steps.append(Step(before, UNKNOWN_PUSHER, now))
-                steps.append(Step(after, pusher, _from_epoch(pushed_at) if pushed_at is not None else now))
+                steps.append(Step(after, pusher, from_epoch(pushed_at) if pushed_at is not None else now))
             else:
                 # Overtaken by a force push: the branch as it is now is what there is to store.
                 log.info("%s: %s is no longer on %s; storing the branch at %s", repository.name, after,
                          repository.branch, fetched.tip)
                 steps = [Step(fetched.tip, UNKNOWN_PUSHER, now)]
             result = _store_steps(repository, fetched.directory, steps)
-    result.git_seconds = fetched.seconds
+    result.vcs_seconds = fetched.seconds
     return result
 
 
@@ -100,7 +97,7 @@ def catch_up(repository, session=None):
     """The backfill: one request when the tracked branch has not moved; else fetch and store what
     is new as one push by an unknown pusher."""
     with sync.recording_failures(repository):
-        tip = git.advertisement(repository.url, session).branch(repository.branch)
+        tip = remote.advertisement(repository.url, session).branch(repository.branch)
         if tip is None:
             raise PermanentError(f"{repository.name}: upstream has no branch {repository.branch!r}")
         if tip == _stored_revision(repository):
@@ -116,13 +113,13 @@ def import_history(repository, reclone=False, progress=None):
 
 
 def _import(repository, reclone=False, progress=None):
-    with clones.clone_lock(repository):
-        fetched = git.update_clone(repository, reclone=reclone)
+    with storage.clone_lock(repository):
+        fetched = clone.update_clone(repository, reclone=reclone)
         if fetched.tip is None:
             raise PermanentError(f"{repository.name}: upstream has no branch {repository.branch!r}")
         step = Step(fetched.tip, UNKNOWN_PUSHER, django_timezone.now())
         result = _store_steps(repository, fetched.directory, [step], progress)
-    result.git_seconds = fetched.seconds
+    result.vcs_seconds = fetched.seconds
     return result
 
 
@@ -130,7 +127,7 @@ def _import(repository, reclone=False, progress=None):
 
 
 def _store_steps(repository, directory, steps, progress=None):
-    result = GitIngestResult()
+    result = IngestResult()
     for step in steps:
         result.add(_store_up_to(repository, directory, step, progress))
     if not result.pushes:
@@ -139,34 +136,33 @@ def _store_steps(repository, directory, steps, progress=None):
 
 
 def _store_up_to(repository, directory, step, progress=None):
-    """Store what reaches ``step.target`` and is not stored yet as one push; returns a GitIngestResult."""
+    """Store what reaches ``step.target`` and is not stored yet as one push; returns a IngestResult."""
     stored_revision = _stored_revision(repository)
     exclude = [stored_revision] if stored_revision else []
-    total = git.count_commits(directory, step.target, exclude) if progress else None
+    total = clone.count_commits(directory, step.target, exclude) if progress else None
     # A repository without pushes has nothing linked: its first import needs no lookups.
     has_pushes = Push.objects.filter(repository=repository).exists()
-    result = GitIngestResult()
+    result = IngestResult()
     new_ids = []
     paths = set()
     done = 0
-    commits = git.read_commits(directory, step.target, exclude)
+    commits = read_commits(directory, step.target, exclude)
     # The next batch is read from git log while this one is written.
-    with contextlib.closing(commits), read_ahead(_batches(commits, store.CHUNK), ahead=1, name="git-log") as batches:
+    with contextlib.closing(commits), read_ahead(chunked(commits, CHUNK), ahead=1, name="git-log") as batches:
         for batch in batches:
             records = _not_stored(repository, batch) if has_pushes else batch
             if records:
                 with transaction.atomic():
-                    _locked(repository)
+                    lock_repository(repository)
                     stored = store.store_changesets(records)
                 new_ids += [stored.ids[record.revision] for record in records]
                 paths.update(path for record in records for path in record.files)
-                result.changesets += stored.created
-                result.placeholders_filled += stored.filled
+                result.add_changesets(stored)
             done += len(batch)
             if progress:
                 progress(done, total)
     with transaction.atomic():
-        locked = _locked(repository)
+        locked = lock_repository(repository)
         push_id = locked.last_push_id()
         if new_ids:
             push_id += 1
@@ -183,26 +179,15 @@ def _store_up_to(repository, directory, step, progress=None):
 
 def _store_push(repository, push_id, step, changeset_ids):
     push = Push.objects.create(repository=repository, push_id=push_id, user=step.user, push_date=step.date)
-    store.insert_rows(Push.changesets.through, ["push", "changeset"], [(push.pk, pk) for pk in changeset_ids])
+    insert_rows(Push.changesets.through, ["push", "changeset"], [(push.pk, pk) for pk in changeset_ids])
     store.link_repository(repository, changeset_ids)
-
-
-def _batches(items, size):
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _not_stored(repository, records):
     """Those of ``records`` not in a stored push of ``repository`` (for git: not linked to it)."""
     Link = Repository.changesets.through
     linked = set()
-    for chunk in store.chunked([record.revision for record in records], store.chunk_size()):
+    for chunk in chunked([record.revision for record in records], chunk_size()):
         linked.update(Link.objects.filter(repository_id=repository.pk, changeset__revision__in=chunk)
                       .values_list("changeset__revision", flat=True))
     return [record for record in records if record.revision not in linked]
@@ -217,16 +202,16 @@ def _stored_revision(repository):
     return SyncState.objects.filter(repository=repository).values_list("stored_revision", flat=True).first() or ""
 
 
-def _locked(repository):
-    return Repository.objects.select_for_update().get(pk=repository.pk)
-
-
 def _unchanged(repository, detail):
     with transaction.atomic():
-        last = _locked(repository).last_push_id()
+        last = lock_repository(repository).last_push_id()
         sync.record_success(repository, last, last)
-    return GitIngestResult(detail=detail)
+    return IngestResult(detail=detail)
 
 
-def _from_epoch(seconds):
-    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+# --- the entry points every kind has (``life.kinds``) --------------------------------
+
+
+def reprocess(repository, reclone=False, progress=None):
+    """``import_history``; ``progress(done, total)`` counts commits."""
+    return import_history(repository, reclone=reclone, progress=progress)

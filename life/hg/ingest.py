@@ -20,19 +20,23 @@ import dataclasses
 import itertools
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
 
 from plumbing.background import read_ahead
+from plumbing.bulk import chunk_size, chunked
 from plumbing.errors import NotUpstreamYet, PermanentError
 from plumbing.names import validate_locale_code, validate_repository_name
 
-from . import clones, completeness, history, signals, store, sync
-from .models import Forest, Locale, Push, Repository
+from .. import completeness, signals, storage, store, sync
+from ..models import Forest, Locale, Push, Repository
+from ..records import RejectedPush
+from ..store import IngestResult
+from . import clone
+from .changelog import open_changelog
 from .pushlog import MAX_PUSH_ID, PushlogClient
-from .records import RejectedPush
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +59,6 @@ class PushRejected(PermanentError):
     def __init__(self, rejected):
         self.rejected = tuple(rejected)
         super().__init__("; ".join(str(rejection) for rejection in self.rejected))
-
-
-@dataclass
-class IngestResult(store.StoredPushes):
-    hg_seconds: float = 0.0
-    # RejectedPushes met on the way: listed upstream, never stored.
-    rejected: list = field(default_factory=list)
 
 
 @dataclass
@@ -99,11 +96,6 @@ def batches(pages, max_changesets, max_pushes):
         yield batch
 
 
-def _locked(repository):
-    """The repository's row, locked until the end of the current transaction."""
-    return Repository.objects.select_for_update().get(pk=repository.pk)
-
-
 def ingest_pushes(repository, target_push_id=None, *, announced=None, client=None, progress=None):
     """Store the pushes after the last stored one, up to ``target_push_id`` (default: upstream's newest).
 
@@ -135,7 +127,7 @@ def _ingest(repository, target, client, progress):
     first, first_end, target, upstream = _first_page(repository, client, stored, target)
     if target <= stored:
         return _up_to_date(repository, stored, upstream, first.rejected)
-    with clones.clone_lock(repository):
+    with storage.clone_lock(repository):
         # Another worker may have stored some of them while we waited for the lock.
         after = repository.last_push_id()
         if target <= after:
@@ -205,15 +197,15 @@ def _import(repository, pages, after, target, *, reclone=False, verify=False, pr
     result = IngestResult()
     upstream = target
     with read_ahead(pages, PAGES_AHEAD, name=f"json-pushes {repository.name}") as pages:
-        path, result.hg_seconds = clones.update_clone(repository, reclone=reclone)
-        with history.open_changelog(path) as changelog, ThreadPoolExecutor(1, "changelog") as reader:
+        path, result.vcs_seconds = clone.update_clone(repository, reclone=reclone)
+        with open_changelog(path) as changelog, ThreadPoolExecutor(1, "changelog") as reader:
             work = _batches_to_store(repository, pages, verify)
             for batch, pushes, records in _records_one_ahead(reader, changelog, work):
                 upstream = min(batch.upstream_push_id, MAX_PUSH_ID)
                 result.rejected.extend(batch.rejected)
                 if pushes:
                     with transaction.atomic():
-                        locked = _locked(repository)
+                        locked = store.lock_repository(repository)
                         result.add(store.store_pushes(locked, pushes, records))
                         sync.record_success(locked, locked.last_push_id(), upstream, batch.rejected)
                         _announce(locked, pushes, records)
@@ -261,18 +253,17 @@ def _records_one_ahead(reader, changelog, work):
 
 def _store_unlinked_changesets(repository, changelog, result):
     """Store the clone's changesets that are not stored complete and linked to ``repository``."""
-    for revisions in store.chunked(changelog.revisions(), store.chunk_size()):
+    for revisions in chunked(changelog.revisions(), chunk_size()):
         sound = store.sound_revisions(repository, revisions)
         missing = [revision for revision in revisions if revision not in sound]
         if not missing:
             continue
         records = changelog.read(missing)
         with transaction.atomic():
-            _locked(repository)
+            store.lock_repository(repository)
             stored = store.store_changesets(records)
             store.link_repository(repository, (stored.ids[record.revision] for record in records))
-        result.changesets += stored.created
-        result.placeholders_filled += stored.filled
+        result.add_changesets(stored)
 
 
 def _announced_rejections(repository, client, announced, result):
@@ -291,7 +282,7 @@ def _announced_rejections(repository, client, announced, result):
         if page.rejected:
             rejected[push_id] = page.rejected[0]
         elif page.pushes:
-            with clones.clone_lock(repository):
+            with storage.clone_lock(repository):
                 gap = _import(repository, [page], push_id - 1, push_id)
             result.add(gap)
         elif page.last_push_id < push_id:
@@ -329,9 +320,9 @@ def ingest_new_repository(forest, code):
     if created:
         log.info("new repository %s under forest %s", name, forest.name)
     result = IngestResult()
-    with sync.recording_failures(repository), clones.clone_lock(repository):
-        path, result.hg_seconds = clones.update_clone(repository)
-        with history.open_changelog(path) as changelog:
+    with sync.recording_failures(repository), storage.clone_lock(repository):
+        path, result.vcs_seconds = clone.update_clone(repository)
+        with open_changelog(path) as changelog:
             _store_unlinked_changesets(repository, changelog, result)
         stored_push_id = repository.last_push_id()
         sync.record_success(repository, stored_push_id, stored_push_id)
@@ -351,6 +342,20 @@ def reprocess_repository(repository, reclone=False, progress=None, client=None):
     client = client or PushlogClient()
     with sync.recording_failures(repository):
         first, first_end, target, _ = _first_page(repository, client, 0, None)
-        with clones.clone_lock(repository):
+        with storage.clone_lock(repository):
             pages = _pages(repository, client, first, first_end, 0, target)
             return _import(repository, pages, 0, target, reclone=reclone, verify=True, progress=progress)
+
+
+# --- the entry points every kind has (``life.kinds``) --------------------------------
+
+
+def catch_up(repository, session=None):
+    """The backfill's step: store what json-pushes lists beyond the last stored push (one request
+    when there is nothing)."""
+    return ingest_pushes(repository, client=PushlogClient(session))
+
+
+def reprocess(repository, reclone=False, progress=None):
+    """``reprocess_repository``; ``progress(done, total)`` counts pushes."""
+    return reprocess_repository(repository, reclone=reclone, progress=progress)

@@ -3,7 +3,7 @@
 This reads the changelog in-process with Mercurial's library: one open of
 the repository serves a whole import, with no per-changeset process and no
 template rendering. Only local, already pulled data is read
-here; network operations live in ``clones``.
+here; network operations live in ``clone``.
 """
 
 import contextlib
@@ -14,15 +14,10 @@ from mercurial import ui as hgui
 from mercurial.node import bin, hex, nullid
 
 from plumbing.errors import PermanentError, TransientError
-from plumbing.text import storable
+from plumbing.text import from_bytes
 
-from .models import NULL_REVISION
-from .records import ChangesetRecord
-
-
-def _text(value):
-    # Undecodable bytes must not stop an import.
-    return storable(value.decode("utf-8", "replace"))
+from ..models import NULL_REVISION
+from ..records import ChangesetRecord
 
 
 def open_repository(path):
@@ -32,7 +27,7 @@ def open_repository(path):
         # unfiltered: hidden (obsolete) changesets are still history we may be told about.
         return hg.repository(ui, bytes(path)).unfiltered()
     except hgerror.RepoError as error:
-        raise TransientError(f"cannot open clone {path}: {_text(error.args[0] if error.args else b'')}") from None
+        raise TransientError(f"cannot open clone {path}: {from_bytes(error.args[0] if error.args else b'')}") from None
 
 
 class Changelog:
@@ -81,9 +76,9 @@ def _record(changelog, node):
         parents += (hex(second).decode(),)
     return ChangesetRecord(
         revision=hex(node).decode(),
-        user=_text(entry.user),
-        description=_text(entry.description),
-        branch=_text(entry.extra.get(b"branch", b"default")),
+        user=from_bytes(entry.user),
+        description=from_bytes(entry.description),
+        branch=from_bytes(entry.extra.get(b"branch", b"default")),
         parents=parents,
-        files=tuple(_text(name) for name in entry.files),
+        files=tuple(from_bytes(name) for name in entry.files),
     )

@@ -20,7 +20,7 @@ from plumbing.http import get_json, http_session
 from plumbing.names import is_revision
 from plumbing.urls import SameOrigin
 
-from .records import PushlogPage, PushRecord, RejectedPush
+from ..records import PushlogPage, PushRecord, RejectedPush
 
 # str.isdigit() would accept "²" and other digits int() refuses.
 _PUSH_ID = re.compile(r"[0-9]{1,10}")

@@ -12,12 +12,13 @@ from mercurial.node import bin, hex
 
 from plumbing.errors import TransientError
 
-from . import history
+from .. import storage
+from .changelog import open_repository
 
 
 @contextlib.contextmanager
 def _opened(path):
-    repo = history.open_repository(path)
+    repo = open_repository(path)
     try:
         yield repo
     finally:
@@ -28,8 +29,9 @@ def _encode(path):
     return path.encode("utf-8", "surrogateescape")
 
 
-def list_files(path, revision, prefix=""):
+def list_files(repository, revision, prefix=""):
     """[(path, file node as 40 hex)] of the regular files of ``revision`` under ``prefix`` (a folder, "" for all)."""
+    path = storage.clone_path(repository)
     folder = _encode(prefix.rstrip("/") + "/") if prefix else b""
     with _opened(path) as repo:
         try:
@@ -43,8 +45,9 @@ def list_files(path, revision, prefix=""):
         ]
 
 
-def read_files(path, entries, max_bytes):
+def read_files(repository, entries, max_bytes):
     """(path, file node, bytes or None when bigger than ``max_bytes``) for each (path, file node) of ``entries``."""
+    path = storage.clone_path(repository)
     with _opened(path) as repo:
         for name, node in entries:
             filelog = repo.file(_encode(name))
