@@ -408,7 +408,7 @@ def test_a_locale_push_racing_a_reference_push_ends_with_both_newest_tips(github
     def ingest(name):
         try:
             repository = Repository.objects.get(name=name)
-        return for_repository(repository).reprocess(repository)
+            return for_repository(repository).reprocess(repository)
         finally:
             connections.close_all()
 
