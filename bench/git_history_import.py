@@ -72,11 +72,11 @@ def import_in_child(url, database_url, scratch, commits):
 def child(url, scratch, commits):
     """One import into a scratch database; prints its figures as one JSON line."""
     sys.path.insert(0, str(BENCH))
-    from common import scratch_database
     from django.conf import settings
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    from common import scratch_database
     from life.git.ingest import import_history
     from life.models import Changeset, Push, Repository
 

@@ -68,10 +68,10 @@ def ingest_push(repository, after, before=None, pusher=UNKNOWN_PUSHER, pushed_at
     """
     with sync.recording_failures(repository):
         if _is_stored(repository, after):
-            return _unchanged(repository, "push already stored")
+            return _already_stored(repository, before, after, pusher, pushed_at)
         with storage.clone_lock(repository):
             if _is_stored(repository, after):  # a parallel worker stored it while we waited
-                return _unchanged(repository, "push already stored")
+                return _already_stored(repository, before, after, pusher, pushed_at, locked=True)
             fetched = clone.update_clone(repository)
             now = django_timezone.now()
             if fetched.tip is None:
@@ -200,6 +200,31 @@ def _is_stored(repository, revision):
 
 def _stored_revision(repository):
     return SyncState.objects.filter(repository=repository).values_list("stored_revision", flat=True).first() or ""
+
+
+def _already_stored(repository, before, after, pusher, pushed_at, locked=False):
+    """A push stored before its message arrived (a later push's message came first, or the backfill):
+    the stored push that holds exactly what the message announced (``before..after``) and has no
+    known pusher takes the message's pusher and time."""
+    push = (Push.objects.filter(repository=repository, user=UNKNOWN_PUSHER, changesets__revision=after)
+            .order_by("push_id").first())
+    if push is None or pusher == UNKNOWN_PUSHER or not before or before == NULL_REVISION:
+        return _unchanged(repository, "push already stored")
+    stored = set(push.changesets.values_list("revision", flat=True))
+    with contextlib.nullcontext() if locked else storage.clone_lock(repository):
+        directory = clone.git_dir(repository)
+        # Read from the clone, which holds both (it stored them): nothing is fetched.
+        announced = ({record.revision for record in read_commits(directory, after, [before])}
+                     if clone.is_ancestor(directory, before, after) else set())
+    if announced != stored:
+        return _unchanged(repository, "push already stored")
+    with transaction.atomic():
+        lock_repository(repository)
+        claimed = Push.objects.filter(pk=push.pk, user=UNKNOWN_PUSHER).update(
+            user=pusher, push_date=from_epoch(pushed_at) if pushed_at is not None else push.push_date)
+    if claimed:
+        log.info("%s: push %d, stored before its message, is %s's", repository.name, push.push_id, pusher)
+    return _unchanged(repository, f"push {push.push_id} took its message's pusher" if claimed else "push already stored")
 
 
 def _unchanged(repository, detail):
