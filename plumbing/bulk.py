@@ -72,6 +72,11 @@ def _insert_statements(head, tail, columns, rows):
         arrays = ", ".join(f"%s::{column.db_type(connection)}[]" for column in columns)
         for chunk in chunked(rows, CHUNK):
             yield f"{head} SELECT * FROM unnest({arrays}) {tail}", [list(values) for values in zip(*chunk, strict=True)]
+    elif all(type(value) is int for row in rows for value in row):
+        # Links between ids (most of an import's rows): written as literals, without quoting each
+        # value through the driver, which costs more than the statement on MariaDB.
+        for chunk in chunked(rows, CHUNK):
+            yield f"{head} VALUES {', '.join('(' + ', '.join(map(str, row)) + ')' for row in chunk)} {tail}", None
     else:
         row = "(" + ", ".join(["%s"] * len(columns)) + ")"
         for chunk in chunked(rows, chunk_size(len(columns))):
