@@ -26,6 +26,7 @@ a force push — is recorded as one push by an unknown pusher at the fetch time.
 
 import contextlib
 import logging
+from array import array
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -143,7 +144,9 @@ def _store_up_to(repository, directory, step, progress=None):
     # A repository without pushes has nothing linked: its first import needs no lookups.
     has_pushes = Push.objects.filter(repository=repository).exists()
     result = IngestResult()
-    new_ids = []
+    # Kept for the push, through the whole history: machine integers, not an object per id, which
+    # would pin each batch's memory once the batch is gone.
+    new_ids = array("q")
     paths = set()
     done = 0
     commits = read_commits(directory, step.target, exclude)
@@ -155,7 +158,7 @@ def _store_up_to(repository, directory, step, progress=None):
                 with transaction.atomic():
                     lock_repository(repository)
                     stored = store.store_changesets(records)
-                new_ids += [stored.ids[record.revision] for record in records]
+                new_ids.extend(stored.ids[record.revision] for record in records)
                 paths.update(path for record in records for path in record.files)
                 result.add_changesets(stored)
             done += len(batch)
