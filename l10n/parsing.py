@@ -7,6 +7,7 @@ file node), so six channels, a second worker or a restart never parse it
 again; only contents never seen are read from the clone, in one stream.
 """
 
+import functools
 import hashlib
 import logging
 import os.path
@@ -71,7 +72,11 @@ def too_big(max_bytes):
 
 def cache_key(path, content_id):
     """One key per (parser, format as told by the name, content)."""
-    extension = os.path.splitext(path)[1]
+    return _key(os.path.splitext(path)[1], content_id)
+
+
+@functools.lru_cache(maxsize=65536)
+def _key(extension, content_id):
     return hashlib.sha256(f"{PARSER}\n{extension}\n{content_id}".encode()).hexdigest()
 
 
