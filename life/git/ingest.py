@@ -22,6 +22,10 @@ A message names the pusher and the push time; they are used only when the
 push the message announces is what gets stored (its ``after`` is on the
 branch). Anything else — the backfill, an initial import, a push overtaken by
 a force push — is recorded as one push by an unknown pusher at the fetch time.
+When a push was stored so before its own message arrived (the message of a
+later push came first, on the other queue, or the backfill stored it), the
+message gives it its pusher and time, if the push holds exactly the commits
+the message announces (``before..after``, read from the clone: no fetch).
 """
 
 import contextlib
