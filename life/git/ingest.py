@@ -50,6 +50,7 @@ from .log import read_commits
 log = logging.getLogger(__name__)
 
 UNKNOWN_PUSHER = ""
+LINKS_AT_ONCE = 4 * CHUNK
 
 
 @dataclass(frozen=True)
@@ -186,8 +187,10 @@ def _store_up_to(repository, directory, step, progress=None):
 
 def _store_push(repository, push_id, step, changeset_ids):
     push = Push.objects.create(repository=repository, push_id=push_id, user=step.user, push_date=step.date)
-    insert_rows(Push.changesets.through, ["push", "changeset"], [(push.pk, pk) for pk in changeset_ids])
-    store.link_repository(repository, changeset_ids)
+    # A few batches' worth of links at a time: an import of the whole history links every commit here.
+    for chunk in chunked(changeset_ids, LINKS_AT_ONCE):
+        insert_rows(Push.changesets.through, ["push", "changeset"], [(push.pk, pk) for pk in chunk])
+        store.link_repository(repository, chunk)
 
 
 def _not_stored(repository, records):
