@@ -104,7 +104,7 @@ def test_a_locale_chart_shows_one_point_per_run_of_its_window_and_pages_to_older
     from web import queries
 
     monkeypatch.setattr(queries, "RUNS_PER_PAGE", 5)
-    visit(browser, live_server, f"/trees/fx-main/{world['locales'][2]}/")
+    visit(browser, live_server, f"/trees/fx-main/{world['locales'][2]}/", "locale_window")
     points = lambda: browser.find_elements(By.CSS_SELECTOR, "svg.history circle.run")  # noqa: E731
     assert len(points()) == 5 and all(point.is_displayed() for point in points())
     browser.find_element(By.CSS_SELECTOR, "a.older").click()
