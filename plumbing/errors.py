@@ -28,5 +28,15 @@ class NotUpstreamYet(TransientError):
         self.give_up_after = give_up_after
 
 
+class Deferred(TransientError):
+    """Not tried now, and not a failure: the repository is backing off, or busy with earlier messages.
+
+    The message waits in a delay queue without touching upstream; it does not
+    count as a retry, nor against the repository.
+    """
+
+    repository_is_fine = True
+
+
 class PermanentError(Exception):
     """Retrying cannot help: the input is wrong. The message is dead-lettered."""

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from django.db import DatabaseError, close_old_connections
 
-from plumbing.errors import PermanentError, TransientError
+from plumbing.errors import Deferred, PermanentError, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,8 @@ class Outcome:
     subject: str = "-"
     # For a retry: seconds after the first attempt past which it is given up (see TransientError).
     give_up_after: float | None = None
+    # For a retry: whether it counts as one (a Deferred message was not tried).
+    counted: bool = True
 
 
 def stored(detail=""):
@@ -70,13 +72,22 @@ def skipped(detail):
 
 def process(source, delivery):
     """Run ``delivery`` through ``source``; every failure becomes a RETRY or DEAD outcome."""
-    kind = subject = "-"
     try:
         message = source.parse(delivery)
-        kind, subject = message.kind, message.subject
+    except PermanentError as error:
+        return Outcome(Status.DEAD, str(error))
+    return run(source, message, delivery)
+
+
+def run(source, message, delivery):
+    """Handle a parsed ``message``; every failure becomes a RETRY or DEAD outcome."""
+    kind, subject = message.kind, message.subject
+    try:
         outcome = source.handle(message)
     except PermanentError as error:
         outcome = Outcome(Status.DEAD, str(error))
+    except Deferred as error:
+        outcome = Outcome(Status.RETRY, str(error), counted=False)
     except TransientError as error:
         outcome = Outcome(Status.RETRY, str(error), give_up_after=error.give_up_after)
     except DatabaseError as error:

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from life.git.ingest import ingest_push
 from life.models import Repository
+from life.sync import refuse_while_backing_off
 from plumbing.errors import PermanentError
 from plumbing.jsondoc import decode_json, validate_schema
 
@@ -227,6 +228,14 @@ class GitHubPushHandler:
     def __init__(self, known):
         self.known = known
 
+    def lane(self, message):
+        """Where ``message``'s work runs (``worker.lanes``): its repository's lane, or None when it is
+        skipped on the consumer's thread."""
+        if message.kind != "push":
+            return None
+        pk = self.known.get(message.full_name)
+        return None if pk is None else f"git:{pk}"
+
     def __call__(self, message):
         if message.kind != "push":
             return skipped(f"{message.kind} event")
@@ -242,6 +251,7 @@ class GitHubPushHandler:
             return skipped(f"push to {message.ref[:100]}, not to the tracked branch {repository.branch}")
         if message.deleted:
             return skipped(f"tracked branch {repository.branch} deleted")
+        refuse_while_backing_off(repository)
         result = ingest_push(repository, message.after, before=message.before, pusher=message.pusher,
                              pushed_at=message.pushed_at)
         metrics.VCS_SECONDS.labels("git").observe(result.vcs_seconds)
