@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from plumbing.errors import Deferred, NotUpstreamYet, PermanentError, TransientError
 from plumbing.text import storable
+from plumbing.urls import mask_secrets
 
 from .models import SyncState
 
@@ -70,7 +71,7 @@ def describe(error):
     """An error as an operator reads it: the classified ones speak for themselves, others name their type."""
     if isinstance(error, (TransientError, PermanentError)):
         return str(error)
-    return f"{type(error).__name__}: {error}"
+    return mask_secrets(f"{type(error).__name__}: {error}")
 
 
 def record_failure(repository, error):

@@ -15,6 +15,7 @@ from typing import Protocol
 from django.db import DatabaseError, close_old_connections
 
 from plumbing.errors import Deferred, PermanentError, TransientError
+from plumbing.urls import mask_secrets
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +94,10 @@ def run(source, message, delivery):
     except DatabaseError as error:
         # The database went away or a parallel worker won a race: worth another try.
         close_old_connections()
-        outcome = Outcome(Status.RETRY, f"database error: {type(error).__name__}: {error}".strip())
+        outcome = Outcome(Status.RETRY, mask_secrets(f"database error: {type(error).__name__}: {error}".strip()))
     except Exception as error:
         # Nobody foresaw it: retried with back-off like any transient failure (and recorded in the
         # repository's sync state by life), a dead letter once the retries run out; never a crash.
         log.exception("unexpected error handling %s %s", delivery.exchange, delivery.routing_key)
-        outcome = Outcome(Status.RETRY, f"unexpected error: {type(error).__name__}: {error}")
+        outcome = Outcome(Status.RETRY, mask_secrets(f"unexpected error: {type(error).__name__}: {error}"))
     return replace(outcome, kind=kind, subject=subject)

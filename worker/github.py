@@ -202,9 +202,11 @@ def repository_full_name(url):
 
 
 def same_repository_url(a, b):
+    # The credentials a private mirror's configured URL carries are not part of where it is.
     def normal(url):
         parts = urlsplit(url)
-        return parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/").removesuffix(".git").lower()
+        host = parts.netloc.rsplit("@", 1)[-1]
+        return parts.scheme.lower(), host.lower(), parts.path.rstrip("/").removesuffix(".git").lower()
     return normal(a) == normal(b)
 
 
