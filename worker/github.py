@@ -30,6 +30,7 @@ from life.models import Repository
 from life.sync import refuse_while_backing_off
 from plumbing.errors import PermanentError
 from plumbing.jsondoc import decode_json, validate_schema
+from plumbing.text import printable, text_problem
 
 from . import exchanges, metrics
 from .dispatch import skipped, stored
@@ -144,6 +145,11 @@ def parse_push_payload(payload, full_name=None):
     name = _full_name(repository["full_name"], "repository.full_name")
     if full_name is not None and name.lower() != full_name.lower():
         raise PermanentError(f"payload is about {name!r}, the routing key about {full_name!r}")
+    for where, value in (("ref", payload["ref"]), ("pusher.name", payload["pusher"]["name"]),
+                         ("repository.clone_url", repository.get("clone_url", ""))):
+        problem = text_problem(value)
+        if problem is not None:
+            raise PermanentError(f"{where} {printable(value, 100)!r} {problem}")
     before, after = payload["before"], payload["after"]
     deleted = payload.get("deleted", after == NULL_SHA)
     if not deleted and after == NULL_SHA:
