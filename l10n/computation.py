@@ -20,6 +20,7 @@ from django.db import transaction
 from life.kinds import for_repository
 from life.models import Changeset, Push, Repository, SyncState, Tree
 from plumbing.errors import PermanentError
+from plumbing.memo import Memo
 from plumbing.names import validate_locale_code
 
 from . import parsing, references, results
@@ -27,7 +28,12 @@ from .comparison import compare
 
 log = logging.getLogger(__name__)
 
-LOCALES_PER_BATCH = 20
+# Locales compared, and stored, together: the queries of a recompute do not grow with the locales up to
+# this many (Firefox has 156), and neither does memory beyond it.
+LOCALES_PER_BATCH = 200
+# A revision's files never change: the trees of one push (six channels over one locales repository)
+# list them once, and the next push to another locale reuses the reference's listing.
+listings = Memo(16)
 
 
 @dataclass
@@ -94,7 +100,6 @@ def locale_sources(tree, codes=None):
         tip = current_tip(repository)
         if tip is None:
             return [], sorted(wanted or ())
-        list_files = for_repository(repository).list_files
         if wanted is None:
             listing = list_files(repository, tip)
         else:
@@ -115,9 +120,17 @@ def locale_sources(tree, codes=None):
     for repository in repositories.select_related("locale").order_by("locale__code"):
         tip = current_tip(repository)
         if tip is not None:
-            files = for_repository(repository).list_files(repository, tip)
+            files = list_files(repository, tip)
             sources.append(LocaleSource(repository.locale.code, repository, tip, "", dict(files)))
     return sources, sorted((wanted or set()) - {source.code for source in sources})
+
+
+def list_files(repository, revision, prefix=""):
+    """[(path, content id)] of ``repository``'s files under ``prefix`` at ``revision``, listed once."""
+    key = (repository.pk, revision, prefix)
+    if key not in listings:
+        listings.put(key, tuple(for_repository(repository).list_files(repository, revision, prefix)))
+    return listings.get(key)
 
 
 # --- recomputing -------------------------------------------------------------------

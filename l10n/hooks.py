@@ -16,6 +16,7 @@ A reference file that is gone (a channel that ended) archives its tree.
 """
 
 import logging
+import time
 
 from django.db import transaction
 from django.db.models import Q
@@ -48,6 +49,7 @@ def on_pushes_stored(sender, repository, paths, tip, **kwargs):
             if (locales := _what_to_recompute(tree, repository, paths)) != []]
     if not work:
         return
+    started = time.perf_counter()
     # Every tree this push recomputes is locked first, in one order for every worker: a worker never
     # holds one tree's rows while it waits for another tree (InnoDB's scans of small tables touch them).
     list(Tree.objects.select_for_update().filter(pk__in=[tree.pk for tree, _ in work]).order_by("pk"))
@@ -65,6 +67,9 @@ def on_pushes_stored(sender, repository, paths, tip, **kwargs):
             continue
         log.info("tree %s: %d locales compared after a push to %s (%d new runs, %d parsed)", tree.code,
                  len(done.compared), repository.name, done.runs, done.learnt.parsed)
+    event = {"repository": repository.name, "trees": len(work), "compare_seconds": round(time.perf_counter() - started, 4)}
+    log.info("comparisons after a push to %(repository)s: %(trees)d trees in %(compare_seconds).3fs", event,
+             extra={"event": event})
 
 
 def _what_to_recompute(tree, repository, paths):

@@ -7,6 +7,7 @@ file node), so six channels, a second worker or a restart never parse it
 again; only contents never seen are read from the clone, in one stream.
 """
 
+import functools
 import hashlib
 import logging
 import os.path
@@ -21,6 +22,7 @@ from moz.l10n.resource import parse_resource
 
 from life.kinds import for_repository
 from plumbing import bulk
+from plumbing.memo import Memo
 from plumbing.text import storable
 
 from .models import ParsedFile
@@ -29,6 +31,9 @@ log = logging.getLogger(__name__)
 
 PARSER = f"moz.l10n {version('moz.l10n')}"
 ERROR_LENGTH = 1000
+# What this process learnt, by cache key: a locale push of Firefox needs ~320, a full pass ~50,000
+# (the rest then costs a query per thousands): bounded well below what that would take in memory.
+in_process = Memo(20_000)
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,11 @@ def too_big(max_bytes):
 
 def cache_key(path, content_id):
     """One key per (parser, format as told by the name, content)."""
-    extension = os.path.splitext(path)[1]
+    return _key(os.path.splitext(path)[1], content_id)
+
+
+@functools.lru_cache(maxsize=65536)
+def _key(extension, content_id):
     return hashlib.sha256(f"{PARSER}\n{extension}\n{content_id}".encode()).hexdigest()
 
 
@@ -82,15 +91,17 @@ class Learnt:
 def learn(repository, entries, counter=None):
     """{cache key: Parsed} for the (path, content id) ``entries`` of ``repository``'s clone.
 
-    Known contents cost one query per thousands; the others are read from the
-    clone in one stream, parsed, and stored (a parallel worker storing the
-    same keys is harmless). ``counter`` (a Learnt) adds up the work.
+    Contents this process has seen cost nothing; those another worker (or an earlier process) learnt
+    cost one query per thousands; the others are read from the clone in one stream, parsed, and
+    stored (a parallel worker storing the same keys is harmless). ``counter`` (a Learnt) adds up the
+    work.
     """
     by_key = {}
     for path, content_id in entries:
         by_key.setdefault(cache_key(path, content_id), (path, content_id))
-    known = {}
-    for chunk in bulk.chunked(by_key, bulk.chunk_size()):
+    known = {key: parsed for key in by_key if (parsed := in_process.get(key)) is not None}
+    asked = [key for key in by_key if key not in known]
+    for chunk in bulk.chunked(asked, bulk.chunk_size()):
         for key, ids, error, unsupported in ParsedFile.objects.filter(key__in=chunk).values_list(
             "key", "ids", "error", "unsupported"
         ):
@@ -110,6 +121,8 @@ def learn(repository, entries, counter=None):
         counter.parsed += len(learnt)
         counter.known += len(known)
     known.update(learnt)
+    for key in asked:
+        in_process.put(key, known[key])
     return known
 
 

@@ -11,6 +11,7 @@ in RunFile rows; a run that stops being active loses them.
 import logging
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import Min
 from django.utils import timezone
 
@@ -179,7 +180,9 @@ def _store_runs(tree, new_runs, current, now):
                        .values_list("pk", flat=True))
     for chunk in bulk.chunked(stale_files, bulk.chunk_size()):
         RunFile.objects.filter(pk__in=chunk).delete()
-    RunFile.objects.bulk_create(
-        [RunFile(run_id=row.pk, path=f.path, missing=list(f.missing), missing_file=f.missing_file, error=f.error)
-         for _, _, comparison, row in rows for f in comparison.files],
-        batch_size=bulk.chunk_size(5))
+    # The bulk of a reference push's writes (every locale's missing ids, per file): appended, not inserted.
+    as_json = RunFile._meta.get_field("missing").get_db_prep_save
+    bulk.append_rows(RunFile, ["run", "path", "missing", "missing_file", "error"], [
+        (row.pk, f.path, as_json(list(f.missing), connection), f.missing_file, f.error)
+        for _, _, comparison, row in rows for f in comparison.files
+    ])

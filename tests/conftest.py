@@ -43,6 +43,16 @@ def hgmo(tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def fresh_process_memos():
+    """A worker remembers content-addressed facts (never wrong, but a test counting work or rows must
+    start as a new process does)."""
+    from l10n import computation, parsing
+
+    parsing.in_process.clear()
+    computation.listings.clear()
+
+
+@pytest.fixture(autouse=True)
 def repository_base(tmp_path, settings):
     settings.REPOSITORY_BASE = tmp_path / "clones"
     settings.HTTP_TIMEOUT = 5
