@@ -86,7 +86,10 @@ class PulseWorker(ConsumerMixin):
         self.settler = Settler(broker, self.acks, self.sleep, stopping=lambda: self.stop_requested)
         # A lane may keep a quarter of the prefetch waiting behind its running job; past that its
         # messages wait in a delay queue, so one hanging repository never holds the whole window.
-        threads = settings.WORKER_THREADS if threads is None else threads
+        if threads is None:
+            # The embedded broker (memory://) serves the demo and local runs in one process: its stream
+            # is handled in order, on this thread, so what it shows is the same every time.
+            threads = 0 if broker.embedded else settings.WORKER_THREADS
         self.lanes = Lanes(threads, backlog_limit=max(1, broker.prefetch // 4))
         self.generation = 0  # of the channel: a job handed out on an earlier one is not settled on this one
         self.stop_requested = False
