@@ -270,7 +270,7 @@ class PulseWorker(ConsumerMixin):
                         started)
         elif self.lanes.full(lane):
             busy = Outcome(Status.RETRY, f"{parsed.subject[:200]} is busy with earlier messages; not fetched now",
-                           kind=parsed.kind, subject=parsed.subject, counted=False)
+                           kind=parsed.kind, subject=parsed.subject, counted=False, soon=True)
             self.finish(source, message, delivery, attempt, busy, started)
         else:
             token = (self.generation, source, message, delivery, attempt, started, parsed)

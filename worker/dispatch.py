@@ -61,6 +61,8 @@ class Outcome:
     give_up_after: float | None = None
     # For a retry: whether it counts as one (a Deferred message was not tried).
     counted: bool = True
+    # For an uncounted retry: wait the shortest delay (a busy repository) rather than the longest (backing off).
+    soon: bool = False
 
 
 def stored(detail=""):

@@ -105,9 +105,12 @@ class Settler:
     def publish_retry(self, source, delivery, attempt, outcome):
         """Publish ``delivery``'s retry copy to its delay queue; returns ``outcome``, or a dead one when no
         copy can be made."""
-        # A deferred message waits the longest step: its repository is backing off or busy.
-        delay = (policy.retry_delay(self.broker.retry_delays, attempt.retries) if outcome.counted
-                 else self.broker.retry_delays[-1])
+        # A deferred message waits the longest step when its repository is backing off, the shortest
+        # when it is only busy with earlier messages (a burst of pushes to one repository).
+        if outcome.counted:
+            delay = policy.retry_delay(self.broker.retry_delays, attempt.retries)
+        else:
+            delay = self.broker.retry_delays[0] if outcome.soon else self.broker.retry_delays[-1]
         try:
             self._publish(
                 delivery.body,
