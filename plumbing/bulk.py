@@ -78,11 +78,8 @@ def append_rows(model, fields, rows):
         return
     ops = connection.ops
     columns = ", ".join(ops.quote_name(model._meta.get_field(name).column) for name in fields)
-    with connection.cursor() as cursor, cursor.copy(
-        f"COPY {ops.quote_name(model._meta.db_table)} ({columns}) FROM STDIN"
-    ) as copy:
-        for row in rows:
-            copy.write_row(row)
+    with connection.cursor() as cursor:
+        _copy(cursor, f"COPY {ops.quote_name(model._meta.db_table)} ({columns}) FROM STDIN", rows)
 
 
 def _insert_statements(head, tail, columns, rows):
@@ -115,18 +112,23 @@ def _copy_rows(model, columns, rows, head, tail, returns):
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         cursor.execute(f"CREATE TEMPORARY TABLE {scratch} (bulk_order bigint GENERATED ALWAYS AS IDENTITY, {types}) "
                        "ON COMMIT DROP")
-        started = time.monotonic()
-        copy_sql = f"COPY {scratch} ({names}) FROM STDIN"
-        with cursor.cursor.copy(copy_sql) as copy:
-            for row in rows:
-                copy.write_row(row)
-        if connection.queries_logged:  # counted with the queries it replaces
-            connection.queries_log.append({"sql": f"{copy_sql} -- {len(rows)} rows",
-                                           "time": f"{time.monotonic() - started:.3f}"})
+        _copy(cursor, f"COPY {scratch} ({names}) FROM STDIN", rows)
         cursor.execute(f"{head} SELECT {names} FROM {scratch} ORDER BY bulk_order {tail}")
         inserted = cursor.fetchall() if returns else None
         cursor.execute(f"DROP TABLE {scratch}")
     return inserted
+
+
+def _copy(cursor, copy_sql, rows):
+    """PostgreSQL's COPY of ``rows`` through psycopg (the driver's own cursor: Django's wrapper knows no
+    COPY), counted with the queries it replaces."""
+    started = time.monotonic()
+    with cursor.cursor.copy(copy_sql) as copy:
+        for row in rows:
+            copy.write_row(row)
+    if connection.queries_logged:
+        connection.queries_log.append({"sql": f"{copy_sql} -- {len(rows)} rows",
+                                       "time": f"{time.monotonic() - started:.3f}"})
 
 
 _copies = 0  # names each temporary table apart: one transaction may copy into the same table twice
