@@ -1,18 +1,31 @@
-"""Import a 10,000-commit git repository from scratch, next to the unavoidable work.
+"""Import a git repository's whole history from scratch, next to the unavoidable work.
 
-Builds a repository in the simulated GitHub (three files per commit, a merge
-every 1,000), then measures in the same run:
+Two repositories in the simulated GitHub, one per profile, built with one ``git fast-import`` each:
 
-- baseline: ``git clone`` of it from the same server plus one ``git log``
+- firefox: 10,000 commits, three files each in five locale folders, a merge every 1,000;
+- monorepo: shaped like firefox-l10n, 100,000 commits in 150 locale folders, each commit touching
+  one file of one folder (a Pontoon sync), a merge every 300.
+
+For each profile and each database (PostgreSQL and MariaDB by default), in the same run:
+
+- baseline: ``git clone --bare`` of it from the same server plus one ``git log --name-only``
   listing the files and parents of every commit;
-- import: empty database and no clone -> every commit stored as a changeset,
-  the history as one push (what ``./manage.py track`` does).
+- import: empty database and no clone -> every commit stored as a changeset, the history as one
+  push (what ``./manage.py track`` does), in a process of its own, whose peak resident size
+  (``VmHWM``: the import, not the building of the repository) is reported.
 
-Usage: [DATABASE_URL=…] .venv/bin/python bench/git_history_import.py [--commits N] [--rounds N]
-(PostgreSQL by default; a scratch copy of the named database is created and dropped.)
+Figures are prefixed with ``<profile>_<database>_``; ``<profile>_ratio`` is that profile's worst
+ratio over the databases (target <= 1.3), and the unprefixed ``ratio``, last, the worst of all.
+
+Usage: .venv/bin/python bench/git_history_import.py [--profile firefox|monorepo]
+       [--databases URL,URL] [--rounds N] [--commits N (overrides the profiles' sizes)]
+(A scratch copy of each named database is created and dropped.)
 """
 
 import argparse
+import json
+import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -21,16 +34,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from django.conf import settings
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
-
-from common import report, scratch_database
-from life.git.ingest import import_history
-from life.models import Changeset, Push, Repository
-from simulated.github import SimulatedGitHub
-
+BENCH = Path(__file__).resolve().parent
 NAME = "mozilla-l10n/firefox-l10n"
+DATABASES = "postgres://postgres@127.0.0.1:5432/l10n_bench,mysql://root@127.0.0.1:3306/l10n_bench"
+PROFILES = {
+    "firefox": {"commits": 10_000, "files_per_commit": 3, "merges_every": 1000,
+                "locales": ["de", "fr", "it", "ja-JP-mac", "sr-Latn"]},
+    "monorepo": {"commits": 100_000, "files_per_commit": 1, "merges_every": 300,
+                 "locales": [f"l{n:03d}" for n in range(150)]},
+}
 
 
 def timed(command):
@@ -39,73 +51,138 @@ def timed(command):
     return time.perf_counter() - started
 
 
-def baseline(github, scratch):
+def baseline(url, scratch):
     clone = scratch / "baseline"
     shutil.rmtree(clone, ignore_errors=True)
-    clone_seconds = timed(["git", "clone", "--quiet", "--bare", github.repo_url(NAME), str(clone)])
-    log_seconds = timed(["git", "--git-dir", str(clone), "log", "--format=%H %P", "--name-only",
-                         "--diff-merges=first-parent", "main"])
-    return clone_seconds, log_seconds
+    seconds = timed(["git", "clone", "--quiet", "--bare", url, str(clone)])
+    seconds += timed(["git", "--git-dir", str(clone), "log", "--format=%H %P", "--name-only",
+                      "--diff-merges=first-parent", "main"])
+    shutil.rmtree(clone, ignore_errors=True)
+    return seconds
 
 
-def import_once(github, scratch, commits):
-    settings.REPOSITORY_BASE = scratch / "clones"
+def import_in_child(url, database_url, scratch, commits):
+    """Run ``--child`` (one import, in a process of its own) and return its figures."""
+    environment = {**os.environ, "DATABASE_URL": database_url}
+    result = subprocess.run([sys.executable, __file__, "--child", url, str(scratch), str(commits)],
+                            env=environment, check=True, stdout=subprocess.PIPE, text=True)
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+class _QueryCounter:
+    """Stands in for the connection's log of queries: counts them, keeps nothing."""
+
+    maxlen = None
+
+    def __init__(self):
+        self.count = 0
+
+    def append(self, query):
+        self.count += 1
+
+    def clear(self):
+        pass
+
+    def __len__(self):
+        return self.count
+
+
+def _peak_resident_mb():
+    """This process's peak resident size: VmHWM, of its own memory since exec (``ru_maxrss`` keeps
+    the peak of the process that forked it, here the one that built the repository)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def child(url, scratch, commits):
+    """One import into a scratch database; prints its figures as one JSON line."""
+    sys.path.insert(0, str(BENCH))
+    from django.conf import settings
+    from django.db import connection
+
+    from common import scratch_database
+    from life.git.ingest import import_history
+    from life.models import Changeset, Push, Repository
+
+    settings.REPOSITORY_BASE = Path(scratch) / "clones"
     shutil.rmtree(settings.REPOSITORY_BASE, ignore_errors=True)
     with scratch_database() as vendor:
-        repository = Repository.objects.create(name=NAME, url=github.repo_url(NAME), kind=Repository.GIT,
-                                               branch="main")
-        with CaptureQueriesContext(connection) as queries:
-            started = time.perf_counter()
-            result = import_history(repository)
-            seconds = time.perf_counter() - started
+        repository = Repository.objects.create(name=NAME, url=url, kind=Repository.GIT, branch="main")
+        # Counted, not kept: the statements' text would weigh on the resident size measured.
+        connection.force_debug_cursor, connection.queries_log = True, _QueryCounter()
+        started = time.perf_counter()
+        result = import_history(repository)
+        seconds = time.perf_counter() - started
+        queries, connection.force_debug_cursor = connection.queries_log, False
         stored = Changeset.objects.filter(repositories=repository).count()
         assert stored == commits and Push.objects.filter(repository=repository).count() == 1, stored
-    return vendor, seconds, result.vcs_seconds, len(queries)
+    shutil.rmtree(settings.REPOSITORY_BASE, ignore_errors=True)
+    peak = _peak_resident_mb()
+    print(json.dumps({"vendor": vendor, "seconds": seconds, "fetch_seconds": result.vcs_seconds,
+                      "queries": len(queries), "peak_rss_mb": peak}))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--commits", type=int, default=10_000)
-    parser.add_argument("--rounds", type=int, default=3, help="baseline and import alternate; medians reported")
+    parser.add_argument("--profile", choices=sorted(PROFILES), action="append")
+    parser.add_argument("--databases", default=os.environ.get("BENCH_DATABASES", DATABASES),
+                        help="comma-separated DATABASE_URLs, each measured in the same run")
+    parser.add_argument("--rounds", type=int, default=1, help="baseline and import alternate; medians reported")
+    parser.add_argument("--commits", type=int, help="instead of each profile's size (quick runs)")
     args = parser.parse_args()
 
+    sys.path.insert(0, str(BENCH))
+    import common  # noqa: F401  (Django set up for the simulated GitHub)
+    from simulated.github import SimulatedGitHub
+
+    figures, ratios = {}, {}
     with tempfile.TemporaryDirectory(prefix="bench-git-history-") as tmp, \
             SimulatedGitHub(Path(tmp) / "github") as github:
         scratch = Path(tmp)
-        github.create_repo(NAME)
-        started = time.perf_counter()
-        github.build_history(NAME, args.commits, files_per_commit=3, merges_every=1000,
-                             locales=["de", "fr", "it", "ja-JP-mac", "sr-Latn"])
-        print(f"# built {args.commits} commits in {time.perf_counter() - started:.1f}s", file=sys.stderr)
-        clones, logs, imports, fetches, queries = [], [], [], [], []
-        for _ in range(args.rounds):
-            clone_seconds, log_seconds = baseline(github, scratch)
-            vendor, import_seconds, fetch_seconds, query_count = import_once(github, scratch, args.commits)
-            clones.append(clone_seconds)
-            logs.append(log_seconds)
-            imports.append(import_seconds)
-            fetches.append(fetch_seconds)
-            queries.append(query_count)
-            print(f"# round: baseline {clone_seconds + log_seconds:.2f}s, import {import_seconds:.2f}s",
-                  file=sys.stderr)
-
-    ratios = [i / (c + g) for i, c, g in zip(imports, clones, logs, strict=True)]
-    report(
-        {
-            "database": vendor,
-            "commits": args.commits,
-            "rounds": args.rounds,
-            "git_clone_seconds": statistics.median(clones),
-            "git_log_seconds": statistics.median(logs),
-            "baseline_seconds": statistics.median(c + g for c, g in zip(clones, logs, strict=True)),
-            "import_seconds": statistics.median(imports),
-            "import_fetch_seconds": statistics.median(fetches),
-            "sql_queries": max(queries),
-            "commits_per_query": args.commits // max(1, max(queries)),
-            "ratio": statistics.median(ratios),
-        }
-    )
+        for profile in args.profile or list(PROFILES):
+            shape = dict(PROFILES[profile])
+            commits = args.commits or shape.pop("commits")
+            shape.pop("commits", None)
+            name = f"mozilla-l10n/{profile}"
+            github.create_repo(name)
+            started = time.perf_counter()
+            github.build_history(name, commits, **shape)
+            print(f"# {profile}: built {commits} commits in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+            url = github.repo_url(name)
+            for database_url in args.databases.split(","):
+                rounds = []
+                for _ in range(args.rounds):
+                    base = baseline(url, scratch)
+                    run = import_in_child(url, database_url, scratch, commits)
+                    rounds.append((base, run))
+                    print(f"# {profile} {run['vendor']}: baseline {base:.2f}s, import {run['seconds']:.2f}s",
+                          file=sys.stderr)
+                vendor = rounds[0][1]["vendor"]
+                prefix = f"{profile}_{vendor}_"
+                ratio = statistics.median(run["seconds"] / base for base, run in rounds)
+                figures.update({
+                    f"{prefix}commits": commits,
+                    f"{prefix}baseline_seconds": statistics.median(base for base, _ in rounds),
+                    f"{prefix}import_seconds": statistics.median(run["seconds"] for _, run in rounds),
+                    f"{prefix}import_fetch_seconds": statistics.median(run["fetch_seconds"] for _, run in rounds),
+                    f"{prefix}sql_queries": max(run["queries"] for _, run in rounds),
+                    f"{prefix}peak_rss_mb": max(run["peak_rss_mb"] for _, run in rounds),
+                    f"{prefix}ratio": ratio,
+                })
+                ratios[profile] = max(ratios.get(profile, 0.0), ratio)
+            shutil.rmtree(github.git_dir(name), ignore_errors=True)
+    for profile, ratio in ratios.items():
+        figures[f"{profile}_ratio"] = ratio
+    figures["ratio"] = max(ratios.values())
+    for name, value in figures.items():
+        print(f"{name}: {value:.2f}" if isinstance(value, float) else f"{name}: {value}")
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--child"]:
+        child(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    else:
+        main()

@@ -8,9 +8,10 @@ shows the same rows and differs only by what lies behind it. Each page is
 requested 50 times through the WSGI application (django.test.Client); its
 SQL queries are counted once. Prints one line per page and, last, the worst
 page's ratio of median times. A locale's page draws one point per stored run
-and marks each push that moved it: at full scale it shows ten times what it
-shows at a tenth (~112 runs and ~224 pushes against 11 and 22), so its time
-follows its content; every other page shows the same rows at both sizes.
+of its newest 30 (web.queries.RUNS_PER_PAGE) and marks the pushes that moved
+them: 30 runs and ~60 pushes at full scale against 11 and 22 at a tenth; every
+other page shows the same rows at both sizes (a tree's 90-day trend lines:
+~2,100 points against ~1,650, the tenth holding 73 days).
 
     .venv/bin/python bench/web.py   # DATABASE_URL defaults to postgres://postgres@127.0.0.1:5432/l10n_bench_web
 """

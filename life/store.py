@@ -94,7 +94,12 @@ def store_changesets(records):
     """
     by_revision = {record.revision: record for record in records}
     parent_revisions = {p for record in records for p in record.parents} - by_revision.keys()
-    known = changeset_rows([*by_revision, *parent_revisions])
+    if connection.features.can_return_rows_from_bulk_insert:
+        # Insert first, look up only what the insert says existed: a first import (every row new)
+        # then costs no lookup at all.
+        known = {}
+    else:
+        known = changeset_rows([*by_revision, *parent_revisions])
 
     new = [r for r in by_revision.values() if r.revision not in known]
     if new or parent_revisions - known.keys():
@@ -105,10 +110,15 @@ def store_changesets(records):
         rows += [(p, "", "", None, p != NULL_REVISION) for p in sorted(parent_revisions - known.keys())]
         fields = ["revision", "user", "description", "branch", "placeholder"]
         placeholders = {revision for revision, *_, placeholder in rows if placeholder}
-        for revision, pk in insert_rows(Changeset, fields, rows, returning=["revision", "id"]) or ():
+        inserted = insert_rows(Changeset, fields, rows, returning=["revision", "id"])
+        for revision, pk in inserted or ():
             known[revision] = (pk, revision in placeholders)
-        # Those a parallel worker inserted first, or all where the database does not say what it inserted.
+        # Those that existed or a parallel worker inserted first, or all where the database does not
+        # say what it inserted.
         known.update(changeset_rows([row[0] for row in rows if row[0] not in known]))
+        if inserted is not None:
+            created_now = {revision for revision, _ in inserted}
+            new = [r for r in new if r.revision in created_now]
 
     # Placeholders found, or created meanwhile by a comparison, get their data now.
     to_fill = [r for r in by_revision.values() if known[r.revision][1]]

@@ -343,13 +343,13 @@ def test_duplicate_late_and_out_of_order_deliveries_store_nothing_twice(github, 
     two = github.commit(L10N, {"a": b"3"}, message="two")
     push_two = push_payload(github, L10N, one, two, pusher=("second", "second@example.com"))
     declare_queues()
-    # The second push's notification arrives first: the first push, whose notification was lost as
-    # far as this worker knows, becomes a push of its own by nobody known.
+    # The second push's notification arrives first: the first push becomes a push of its own, by
+    # nobody known until its own notification arrives and names its pusher.
     publish(broker_url, ("webhook", *webhook_message(push_two)), ("webhook", *webhook_message(push_one)),
             ("webhook", *webhook_message(push_two)), ("taskcluster", *taskcluster_github_message(push_one)))
     run_worker(max_messages=4)
 
-    assert pushes(repository) == [(1, "", {base}), (2, "", {one}), (3, "second", {two})]
+    assert pushes(repository) == [(1, "", {base}), (2, "first", {one}), (3, "second", {two})]
 
     # The backfill records a push before its notification arrives.
     three = github.commit(L10N, {"a": b"4"}, message="three")
@@ -359,9 +359,50 @@ def test_duplicate_late_and_out_of_order_deliveries_store_nothing_twice(github, 
     publish(broker_url, ("webhook", *webhook_message(push_three)), ("taskcluster", *taskcluster_github_message(push_three)))
     run_worker(max_messages=2)
 
-    assert pushes(repository)[3:] == [(4, "", {three})]
+    # Its notification then names its pusher.
+    assert pushes(repository)[3:] == [(4, "third", {three})]
     assert github.requests_for(L10N) == requests  # a stored push needs no fetch
     assert Changeset.objects.filter(repositories=repository).count() == 4
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("early, late", [("taskcluster", "webhook"), ("webhook", "taskcluster")])
+def test_out_of_order_the_earlier_push_keeps_its_pusher_and_time(github, broker_url, worker_env, early, late):
+    """The two formats travel on two queues, which reorder pushes in production: the later push's
+    message is handled first and stores both pushes; the earlier one's message, on the other queue,
+    then gives that push its pusher and time (and a push it did not announce keeps nobody's)."""
+    github.create_repo(L10N)
+    base = github.commit(L10N, {"de/a.ftl": b"a = 1\n"})
+    repository = track(github, L10N)
+    one = github.commit(L10N, {"de/a.ftl": b"a = 2\n"}, message="de: one")
+    push_one = push_payload(github, L10N, base, one, pusher=("mozilla-pontoon", "pontoon@example.com"))
+    two = github.commit(L10N, {"fr/a.ftl": b"a = 1\n"}, message="fr: two")
+    push_two = push_payload(github, L10N, one, two, pusher=("flod", "flod@example.com"))
+    three = github.commit(L10N, {"it/a.ftl": b"a = 1\n"}, message="it: three")
+    four = github.commit(L10N, {"it/a.ftl": b"a = 2\n"}, message="it: four")
+    push_four = push_payload(github, L10N, three, four, pusher=("someone", "someone@example.com"))
+    message = {"webhook": webhook_message, "taskcluster": taskcluster_github_message}
+    declare_queues()
+    publish(broker_url, (early, *message[early](push_two)))
+    run_worker(max_messages=1)
+    assert pushes(repository) == [(1, "", {base}), (2, "", {one}), (3, "flod", {two})]
+
+    publish(broker_url, (late, *message[late](push_one)))
+    run_worker(max_messages=1)
+
+    assert pushes(repository) == [(1, "", {base}), (2, "mozilla-pontoon", {one}), (3, "flod", {two})]
+    dates = dict(Push.objects.filter(repository=repository).values_list("push_id", "push_date"))
+    assert dates[2] == datetime.fromtimestamp(push_one["repository"]["pushed_at"], timezone.utc)
+    assert dates[3] == datetime.fromtimestamp(push_two["repository"]["pushed_at"], timezone.utc)
+
+    # The backfill stores three and four as one push: a message announcing four alone is not that
+    # push, which keeps nobody's name; a repeated message changes nothing.
+    assert backfill().count("caught up") == 1
+    publish(broker_url, (late, *message[late](push_four)), (early, *message[early](push_one)))
+    run_worker(max_messages=2)
+
+    assert pushes(repository)[1:] == [(2, "mozilla-pontoon", {one}), (3, "flod", {two}), (4, "", {three, four})]
+    assert not DeadLetter.objects.exists()
 
 
 @pytest.mark.django_db

@@ -173,10 +173,11 @@ def test_build_history_of_ten_thousand_commits(github, git, tmp_path):
                    check=False).returncode == 0
     assert git("--git-dir", git_dir, "ls-tree", "--name-only", "main").stdout.split() == ["de", "fr", "ja-JP-mac"]
 
+    # Its speed is the benchmarks' business (bench/git_history_import.py prints it), not a test's.
     started = time.monotonic()
     git("clone", "--quiet", "--bare", github.repo_url(REPO), str(tmp_path / "clone"))
     print(f"git clone of it over HTTP: {time.monotonic() - started:.2f} s")
-    assert built < 15
+    assert git("--git-dir", str(tmp_path / "clone"), "rev-list", "--count", "main").stdout.strip() == "10000"
 
 
 @pytest.mark.parametrize("version, post_buffer, encoding", [

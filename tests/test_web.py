@@ -100,6 +100,35 @@ def test_a_locale_shows_one_point_per_run_the_pushes_that_changed_it_and_what_is
     assert client.get(f"/trees/fx-main/{code}x/").status_code == 404
 
 
+def test_a_locale_chart_shows_its_newest_runs_and_pages_to_older_ones(client, monkeypatch):
+    from web import queries
+
+    monkeypatch.setattr(queries, "RUNS_PER_PAGE", 2)
+    world = build_world(locales=2, runs=5, pushes=6)
+    url = f"/api/trees/fx-main/{world['locales'][1]}/"
+    everything = client.get(url).json()["runs"]  # the newest page
+    assert len(everything) == 2
+    pages, cursor = [], None
+    while True:
+        data = client.get(url, {"cursor": cursor} if cursor else {}).json()
+        pages.append(data)
+        cursor = data["next_cursor"]
+        if not cursor:
+            break
+    assert [len(page["runs"]) for page in pages] == [2, 2, 1]
+    srctimes = [run["srctime"] for page in reversed(pages) for run in page["runs"]]
+    assert srctimes == sorted(srctimes) and len(set(srctimes)) == 5  # every run once, oldest first on each page
+    # Each page marks the pushes that moved its own runs (2 each: reference and locale), the first page's too.
+    assert [len(page["pushes"]) for page in pages] == [4, 4, 2]
+    assert all(page["files"] == pages[0]["files"] and page["active"] == pages[0]["active"] for page in pages)
+    html = client.get(url.replace("/api", "")).content.decode()
+    assert html.count('<circle class="run"') == 2 and f'?cursor={pages[0]["next_cursor"]}' in html
+    older = client.get(url.replace("/api", ""), {"cursor": pages[1]["next_cursor"]}).content.decode()
+    assert older.count('<circle class="run"') == 1 and 'class="newest"' in older and 'class="older"' not in older
+    assert client.get(url, {"cursor": queries.encode_cursor(3)}).status_code == 400  # a push's cursor is no run's
+    assert client.get(url, {"cursor": "nonsense"}).status_code == 400
+
+
 def test_the_push_log_pages_with_cursors_and_filters_by_path_and_user(client, monkeypatch):
     from web import queries
 

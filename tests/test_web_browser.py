@@ -97,6 +97,24 @@ def test_a_locale_chart_shows_one_point_per_run(browser, live_server, world):
     assert len(browser.find_elements(By.CSS_SELECTOR, "section.file")) == 2
 
 
+def test_a_locale_chart_shows_one_point_per_run_of_its_window_and_pages_to_older_runs(browser, live_server, world,
+                                                                                      monkeypatch):
+    from selenium.webdriver.common.by import By
+
+    from web import queries
+
+    monkeypatch.setattr(queries, "RUNS_PER_PAGE", 5)
+    visit(browser, live_server, f"/trees/fx-main/{world['locales'][2]}/", "locale_window")
+    points = lambda: browser.find_elements(By.CSS_SELECTOR, "svg.history circle.run")  # noqa: E731
+    assert len(points()) == 5 and all(point.is_displayed() for point in points())
+    browser.find_element(By.CSS_SELECTOR, "a.older").click()
+    browser.implicitly_wait(0)
+    assert len(points()) == 3 and not browser.find_elements(By.CSS_SELECTOR, "a.older")  # 8 runs: 5 + 3
+    browser.implicitly_wait(5)
+    browser.find_element(By.CSS_SELECTOR, "a.newest").click()
+    assert len(points()) == 5
+
+
 def test_the_push_log_pages_and_filters(browser, live_server, world, monkeypatch):
     from selenium.webdriver.common.by import By
 

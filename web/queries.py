@@ -13,7 +13,7 @@ from collections import defaultdict
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Exists, Max, OuterRef, Subquery
+from django.db.models import Exists, Max, OuterRef, Q, Subquery
 from django.http import Http404
 from django.utils import timezone
 
@@ -25,6 +25,9 @@ from worker.models import DeadLetter
 from .upstream import commit_url, file_url
 
 TREND_DAYS = 90
+# A locale's chart shows its newest runs, older ones a page away (?cursor=): a page costs the same whatever
+# the history behind it. 30 runs: months of history at one run every few days.
+RUNS_PER_PAGE = 30
 PUSHES_PER_PAGE = 50
 NEWEST_DEAD_LETTERS = 10
 # What a locale's row is sorted by: ?sort=<key>, ties by locale code.
@@ -224,17 +227,40 @@ def tree_page(code, sort="locale", descending=False, now=None):
 # --- /trees/<code>/<locale>/ ---------------------------------------------------------------------
 
 
-def _changed_revisions(runs):
+def _changed_revisions(runs, before=None):
     """Changeset ids a run compared that the run before it did not: the pushes that moved the numbers."""
     changed = set()
-    for previous, run in zip([None, *runs], runs, strict=False):
+    for previous, run in zip([before, *runs], runs, strict=False):
         for field in ("reference_revision_id", "locale_revision_id"):
             if run[field] and (previous is None or previous[field] != run[field]):
                 changed.add(run[field])
     return changed
 
 
-def locale_page(code, locale_code):
+def encode_run_cursor(run_id):
+    return base64.urlsafe_b64encode(f"run:{run_id}".encode()).decode().rstrip("=")
+
+
+def _window(runs, cursor):
+    """The runs on a page of a locale's chart: RUNS_PER_PAGE, newest first, before ``cursor``'s run if given.
+
+    One more is read: it tells whether there is an older page and which pushes moved the oldest run shown.
+    """
+    if cursor:
+        before = decode_cursor(cursor, "run")
+        at = Run.objects.filter(pk=before).values("srctime")[:1]
+        runs = runs.filter(Q(srctime__lt=Subquery(at)) | Q(srctime=Subquery(at), id__lt=before))
+    rows = list(runs.order_by("-srctime", "-id").values(
+        "id", "srctime", "created", "origin", "completion", "changed", "missing", "missingInFiles", "errors",
+        "total", "reference_revision_id", "locale_revision_id",
+    )[: RUNS_PER_PAGE + 1])
+    rows.reverse()  # oldest first
+    if len(rows) > RUNS_PER_PAGE:
+        return rows[0], rows[1:]
+    return None, rows
+
+
+def locale_page(code, locale_code, cursor=None):
     tree = _tree(code)
     locale = Locale.objects.filter(code=locale_code).first()
     if locale is None:
@@ -243,12 +269,7 @@ def locale_page(code, locale_code):
               .select_related("run", "run__reference_revision", "run__locale_revision").first())
     if active is None:
         raise Http404("no comparison of this locale in this tree")
-    runs = list(
-        Run.objects.filter(tree=tree, locale=locale).order_by("srctime", "id").values(
-            "id", "srctime", "created", "origin", "completion", "changed", "missing", "missingInFiles", "errors",
-            "total", "reference_revision_id", "locale_revision_id",
-        )
-    )
+    before, runs = _window(Run.objects.filter(tree=tree, locale=locale), cursor)
     # Read by primary key, never joined: a join would make the database walk every changeset and push.
     revisions = dict(Changeset.objects.filter(
         pk__in={row[field] for row in runs for field in ("reference_revision_id", "locale_revision_id")} - {None}
@@ -259,7 +280,7 @@ def locale_page(code, locale_code):
     repository, folder = _locale_repositories(tree, [locale.pk]).get(locale.pk, (None, None))
     watched = {r.pk: r for r in (tree.config_repository, repository) if r is not None}
     pushes = []
-    changed = _changed_revisions(runs)
+    changed = _changed_revisions(runs, before)
     if changed and watched:
         containing = defaultdict(list)
         for push_id, changeset_id in Push.changesets.through.objects.filter(changeset_id__in=changed).values_list(
@@ -309,6 +330,7 @@ def locale_page(code, locale_code):
             "reference_revision": row["reference_revision__revision"],
             "locale_revision": row["locale_revision__revision"],
         } for row in runs],
+        "next_cursor": encode_run_cursor(runs[0]["id"]) if before else None,
         "pushes": pushes,
         "files": files,
     }
@@ -327,11 +349,11 @@ def encode_cursor(push_id):
     return base64.urlsafe_b64encode(f"push:{push_id}".encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor):
+def decode_cursor(cursor, expected="push"):
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         kind, value = text.split(":", 1)
-        if kind != "push" or not value.isdigit():
+        if kind != expected or not value.isdigit():
             raise ValueError(text)
         return int(value)
     except (ValueError, binascii.Error, UnicodeDecodeError):

@@ -22,10 +22,15 @@ A message names the pusher and the push time; they are used only when the
 push the message announces is what gets stored (its ``after`` is on the
 branch). Anything else — the backfill, an initial import, a push overtaken by
 a force push — is recorded as one push by an unknown pusher at the fetch time.
+When a push was stored so before its own message arrived (the message of a
+later push came first, on the other queue, or the backfill stored it), the
+message gives it its pusher and time, if the push holds exactly the commits
+the message announces (``before..after``, read from the clone: no fetch).
 """
 
 import contextlib
 import logging
+from array import array
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -45,6 +50,7 @@ from .log import read_commits
 log = logging.getLogger(__name__)
 
 UNKNOWN_PUSHER = ""
+LINKS_AT_ONCE = 4 * CHUNK
 
 
 @dataclass(frozen=True)
@@ -68,10 +74,10 @@ def ingest_push(repository, after, before=None, pusher=UNKNOWN_PUSHER, pushed_at
     """
     with sync.recording_failures(repository):
         if _is_stored(repository, after):
-            return _unchanged(repository, "push already stored")
+            return _already_stored(repository, before, after, pusher, pushed_at)
         with storage.clone_lock(repository):
             if _is_stored(repository, after):  # a parallel worker stored it while we waited
-                return _unchanged(repository, "push already stored")
+                return _already_stored(repository, before, after, pusher, pushed_at, locked=True)
             fetched = clone.update_clone(repository)
             now = django_timezone.now()
             if fetched.tip is None:
@@ -143,7 +149,9 @@ def _store_up_to(repository, directory, step, progress=None):
     # A repository without pushes has nothing linked: its first import needs no lookups.
     has_pushes = Push.objects.filter(repository=repository).exists()
     result = IngestResult()
-    new_ids = []
+    # Kept for the push, through the whole history: machine integers, not an object per id, which
+    # would pin each batch's memory once the batch is gone.
+    new_ids = array("q")
     paths = set()
     done = 0
     commits = read_commits(directory, step.target, exclude)
@@ -155,7 +163,7 @@ def _store_up_to(repository, directory, step, progress=None):
                 with transaction.atomic():
                     lock_repository(repository)
                     stored = store.store_changesets(records)
-                new_ids += [stored.ids[record.revision] for record in records]
+                new_ids.extend(stored.ids[record.revision] for record in records)
                 paths.update(path for record in records for path in record.files)
                 result.add_changesets(stored)
             done += len(batch)
@@ -179,8 +187,10 @@ def _store_up_to(repository, directory, step, progress=None):
 
 def _store_push(repository, push_id, step, changeset_ids):
     push = Push.objects.create(repository=repository, push_id=push_id, user=step.user, push_date=step.date)
-    insert_rows(Push.changesets.through, ["push", "changeset"], [(push.pk, pk) for pk in changeset_ids])
-    store.link_repository(repository, changeset_ids)
+    # A few batches' worth of links at a time: an import of the whole history links every commit here.
+    for chunk in chunked(changeset_ids, LINKS_AT_ONCE):
+        insert_rows(Push.changesets.through, ["push", "changeset"], [(push.pk, pk) for pk in chunk])
+        store.link_repository(repository, chunk)
 
 
 def _not_stored(repository, records):
@@ -200,6 +210,31 @@ def _is_stored(repository, revision):
 
 def _stored_revision(repository):
     return SyncState.objects.filter(repository=repository).values_list("stored_revision", flat=True).first() or ""
+
+
+def _already_stored(repository, before, after, pusher, pushed_at, locked=False):
+    """A push stored before its message arrived (a later push's message came first, or the backfill):
+    the stored push that holds exactly what the message announced (``before..after``) and has no
+    known pusher takes the message's pusher and time."""
+    push = (Push.objects.filter(repository=repository, user=UNKNOWN_PUSHER, changesets__revision=after)
+            .order_by("push_id").first())
+    if push is None or pusher == UNKNOWN_PUSHER or not before or before == NULL_REVISION:
+        return _unchanged(repository, "push already stored")
+    stored = set(push.changesets.values_list("revision", flat=True))
+    with contextlib.nullcontext() if locked else storage.clone_lock(repository):
+        directory = clone.git_dir(repository)
+        # Read from the clone, which holds both (it stored them): nothing is fetched.
+        announced = ({record.revision for record in read_commits(directory, after, [before])}
+                     if clone.is_ancestor(directory, before, after) else set())
+    if announced != stored:
+        return _unchanged(repository, "push already stored")
+    with transaction.atomic():
+        lock_repository(repository)
+        claimed = Push.objects.filter(pk=push.pk, user=UNKNOWN_PUSHER).update(
+            user=pusher, push_date=from_epoch(pushed_at) if pushed_at is not None else push.push_date)
+    if claimed:
+        log.info("%s: push %d, stored before its message, is %s's", repository.name, push.push_id, pusher)
+    return _unchanged(repository, f"push {push.push_id} took its message's pusher" if claimed else "push already stored")
 
 
 def _unchanged(repository, detail):
