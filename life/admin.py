@@ -3,11 +3,17 @@
 from django.contrib import admin
 from django.db.models import F
 
+from plumbing.urls import mask_secrets
+
 from .models import Branch, Changeset, File, Forest, Locale, Push, Repository, SyncState, Tree
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
     """The worker owns these rows; the admin only shows them."""
+
+    @admin.display(description="URL", ordering="url")
+    def masked_url(self, obj):
+        return mask_secrets(obj.url)
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -27,17 +33,21 @@ class LocaleAdmin(ReadOnlyAdmin):
 
 @admin.register(Forest)
 class ForestAdmin(ReadOnlyAdmin):
-    list_display = ("name", "url", "archived", "fork_of")
+    list_display = ("name", "masked_url", "archived", "fork_of")
+    exclude = ("url",)
+    readonly_fields = ("masked_url",)
     list_filter = ("archived",)
     search_fields = ("name",)
 
 
 @admin.register(Repository)
 class RepositoryAdmin(ReadOnlyAdmin):
-    list_display = ("name", "kind", "url", "branch", "forest", "locale", "archived", "fork_of")
+    list_display = ("name", "kind", "masked_url", "branch", "forest", "locale", "archived", "fork_of")
     list_filter = ("kind", "archived", "forest")
     search_fields = ("name", "url")
-    exclude = ("changesets",)  # thousands of them; browse changesets by repository instead
+    # changesets: thousands of them, browse changesets by repository instead; url: shown masked.
+    exclude = ("changesets", "url")
+    readonly_fields = ("masked_url",)
 
 
 @admin.register(Branch)

@@ -7,8 +7,9 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from plumbing.errors import NotUpstreamYet, PermanentError, TransientError
+from plumbing.errors import Deferred, NotUpstreamYet, PermanentError, TransientError
 from plumbing.text import storable
+from plumbing.urls import mask_secrets
 
 from .models import SyncState
 
@@ -29,6 +30,18 @@ def next_attempt(failures, now):
     if failures < FAILURES_BEFORE_BACKOFF:
         return now
     return now + min(BACKOFF_BASE * 2 ** (failures - FAILURES_BEFORE_BACKOFF), BACKOFF_CAP)
+
+
+def refuse_while_backing_off(repository):
+    """Raise Deferred if ``repository`` is backing off: a message for it waits without touching upstream.
+
+    The backfill already leaves such a repository alone until ``next_attempt``;
+    messages do too, so a repository whose server hangs is not tried again for
+    each of its messages (each costing up to VCS_TIMEOUT).
+    """
+    until = SyncState.objects.filter(repository=repository).values_list("next_attempt", flat=True).first()
+    if until is not None and until > timezone.now():
+        raise Deferred(f"{repository.name} is backing off until {until:%Y-%m-%d %H:%M:%S}Z; not fetched now")
 
 
 def record_success(repository, stored_push_id, upstream_push_id, rejected=()):
@@ -58,7 +71,7 @@ def describe(error):
     """An error as an operator reads it: the classified ones speak for themselves, others name their type."""
     if isinstance(error, (TransientError, PermanentError)):
         return str(error)
-    return f"{type(error).__name__}: {error}"
+    return mask_secrets(f"{type(error).__name__}: {error}")
 
 
 def record_failure(repository, error):

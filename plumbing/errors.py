@@ -5,7 +5,17 @@ a dead letter or a repository's sync state).
 """
 
 
-class TransientError(Exception):
+from .urls import mask_secrets
+
+
+class _Reason(Exception):
+    """A failure whose reason is shown to operators: made with every URL password masked."""
+
+    def __init__(self, reason="", *args):
+        super().__init__(mask_secrets(str(reason)), *args)
+
+
+class TransientError(_Reason):
     """Worth retrying later: a server, the network or the database hiccuped.
 
     ``give_up_after``: seconds after the message was first tried past which
@@ -28,5 +38,15 @@ class NotUpstreamYet(TransientError):
         self.give_up_after = give_up_after
 
 
-class PermanentError(Exception):
+class Deferred(TransientError):
+    """Not tried now, and not a failure: the repository is backing off, or busy with earlier messages.
+
+    The message waits in a delay queue without touching upstream; it does not
+    count as a retry, nor against the repository.
+    """
+
+    repository_is_fine = True
+
+
+class PermanentError(_Reason):
     """Retrying cannot help: the input is wrong. The message is dead-lettered."""

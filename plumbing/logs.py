@@ -12,12 +12,16 @@ import logging
 from datetime import datetime, timezone
 
 from .text import printable
+from .urls import mask_secrets
 
 
 class TextFormatter(logging.Formatter):
     def formatMessage(self, record):
-        record.message = printable(record.message)
+        record.message = printable(mask_secrets(record.message))
         return super().formatMessage(record)
+
+    def formatException(self, exc_info):
+        return mask_secrets(super().formatException(exc_info))
 
 
 class JsonFormatter(logging.Formatter):
@@ -26,9 +30,9 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": mask_secrets(record.getMessage()),
             **getattr(record, "event", {}),
         }
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+            entry["exception"] = mask_secrets(self.formatException(record.exc_info))
+        return mask_secrets(json.dumps(entry, ensure_ascii=False))

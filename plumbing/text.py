@@ -19,6 +19,24 @@ def storable(text):
     return text
 
 
+def text_problem(value):
+    """Why ``value`` is not text every database stores exactly, or None: the one rule for every source.
+
+    JSON can carry a NUL and a lone surrogate; no upstream could legally have
+    produced either in a name, a ref or a user, so a message carrying one is
+    rejected with this reason (hg's pushlog and GitHub's messages alike).
+    """
+    if not isinstance(value, str):
+        return "is not a string"
+    if "\x00" in value:
+        return "has a NUL character"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode (a lone surrogate)"
+    return None
+
+
 def printable(text, limit=None):
     """``text`` on one line of any output: control characters and lone surrogates escaped.
 

@@ -8,6 +8,7 @@ what is fetched.
 """
 
 import ipaddress
+import re
 import socket
 from urllib.parse import urlsplit, urlunsplit
 
@@ -39,6 +40,23 @@ def mask_password(url):
         return url
     netloc = parts.netloc.rsplit("@", 1)[1]
     return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{netloc}"))
+
+
+# user:password@ after a URL scheme, wherever it sits in a text (a command line, git's stderr, an error).
+_CREDENTIALS = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^/\s:@'\"]*):[^/\s@'\"]*@")
+
+
+def mask_secrets(text):
+    """``text`` with the password of every URL in it replaced by ``***``: the one masking rule.
+
+    Applied where text is made: every failure's reason (``plumbing.errors``),
+    every recorded error (SyncState, DeadLetter), every command's output and
+    every log line (``plumbing.logs``), so a repository URL carrying
+    ``user:token`` (how private mirrors are reached) never shows its token.
+    """
+    if "@" not in text:
+        return text
+    return _CREDENTIALS.sub(r"\g<scheme>\g<user>:***@", text)
 
 
 def origin(url):

@@ -174,6 +174,8 @@ KNOWN_REPOSITORIES_TTL = env.seconds("KNOWN_REPOSITORIES_TTL", 5.0)
 
 # consume-pulse backfills every this many seconds (0: never), at most this many repositories a run (0: all).
 BACKFILL_INTERVAL = env.seconds("BACKFILL_INTERVAL", 900.0)
+# Handler threads of one consume-pulse: repositories worked on at once (worker/lanes.py).
+WORKER_THREADS = env.integer("WORKER_THREADS", 4, minimum=1, maximum=64)
 BACKFILL_LIMIT = env.integer("BACKFILL_LIMIT", 0)
 # The health check fails when the consumer loop has not beaten for this long (> VCS_TIMEOUT).
 HEARTBEAT_FILE = env.file("HEARTBEAT_FILE", VAR_DIR / "heartbeat")

@@ -25,8 +25,13 @@ PROJECT = Path(__file__).resolve().parent.parent
 
 
 def run_worker(**options):
-    """Run consume-pulse's worker in this process until it stops by itself."""
+    """Run consume-pulse's worker in this process until it stops by itself.
+
+    Inside a test's transaction the handlers run on the consumer's thread: a handler thread's own
+    database connection could not see the test's uncommitted rows."""
     broker = brokers(settings)[0]
+    if connection.in_atomic_block:
+        options.setdefault("threads", 0)
     worker = PulseWorker(connect(broker), broker, **options)
     worker.run()
     return worker

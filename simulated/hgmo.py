@@ -42,7 +42,7 @@ from mercurial.node import bin, hex
 from .httpserver import SimulatedService, serve_from_command_line
 
 NULL = "0" * 40
-FAULTS = (None, "error", "hg-error", "hang", "lie", "redirect", "slow-pull")
+FAULTS = (None, "error", "hg-error", "hang", "lie", "redirect", "slow-pull", "trickle")
 MIRROR = "/mirror"
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")  # as the worker validates names
 _JSON_PUSHES_PARAMETERS = {"version", "startID", "endID", "full"}
@@ -119,7 +119,8 @@ class SimulatedHgmo(SimulatedService):
         ``hang_seconds``, "lie" makes json-pushes list a changeset the repository does not have,
         "redirect" answers 302 to ``redirect_to`` followed by the request's path and query
         (``url + "mirror/"`` stays within this server), "slow-pull" answers the request that carries
-        the changesets of a clone or pull (getbundle) after ``hang_seconds``; None clears."""
+        the changesets of a clone or pull (getbundle) after ``hang_seconds``, "trickle" answers 200
+        and then one byte a second for ``hang_seconds``; None clears."""
         if mode not in FAULTS:
             raise ValueError(f"unknown fault {mode!r}")
         if (mode == "redirect") != (redirect_to is not None):
@@ -164,6 +165,9 @@ class SimulatedHgmo(SimulatedService):
             mode = None
         if mode == "slow-pull" and "cmd=getbundle" in environ.get("QUERY_STRING", ""):
             mode = "hang"
+        if mode == "trickle":
+            start_response("200 OK", [("Content-Type", "application/octet-stream")])
+            return self._trickle()
         if mode == "redirect":
             return self.redirect_elsewhere(self._redirect_to, environ, start_response)
         if mode == "hang" and self._stopping.wait(self.hang_seconds):
@@ -173,6 +177,12 @@ class SimulatedHgmo(SimulatedService):
         if json_pushes:
             return self._json_pushes(name, environ.get("QUERY_STRING", ""), start_response, lie=mode == "lie")
         return self._hgweb(name)(environ, start_response)
+
+    def _trickle(self):
+        for _ in range(int(self.hang_seconds)):
+            if self._stopping.wait(1):
+                return
+            yield b" "
 
     def _hgweb(self, name):
         """Mercurial's hgwebdir for the whole root, rescanned when asked for a repository (or an

@@ -881,3 +881,29 @@ def test_the_admin_shows_git_repositories_and_their_sync_state(github, admin_cli
     assert tip in page
     detail = admin_client.get(reverse("admin:life_repository_change", args=[repository.pk]))
     assert detail.status_code == 200
+
+
+@pytest.mark.parametrize(("field", "value", "reason"), [
+    ("pusher", "oct\x00cat", "has a NUL character"),
+    ("pusher", "oct\ud800cat", "is not valid Unicode"),
+    ("ref", "refs/heads/ma\x00in", "has a NUL character"),
+    ("ref", "refs/heads/\udfffmain", "is not valid Unicode"),
+])
+def test_text_no_database_stores_exactly_is_rejected_at_once_with_a_reason(github, field, value, reason):
+    """The rule hg's pushlog applies (plumbing.text.text_problem): a dead letter naming why, never a
+    retried 'database error' counted against the repository."""
+    github.create_repo(L10N)
+    tip = github.commit(L10N, {"a": b"1"})
+    payload = push_payload(github, L10N, NULL, tip)
+    if field == "pusher":
+        payload["pusher"]["name"] = value
+    else:
+        payload[field] = value
+    # json.dumps escapes a lone surrogate as \ud800, as a JSON message on the wire carries it.
+    body = json.dumps(webhook_message(payload)[1]).encode()
+    with pytest.raises(PermanentError, match=reason):
+        source.parse_webhook(Delivery(body, source.WEBHOOKS_EXCHANGE, f"{L10N}/push"))
+    routing_key, message = taskcluster_github_message(payload)
+    with pytest.raises(PermanentError, match=reason):
+        source.parse_taskcluster_github(Delivery(json.dumps(message).encode(), source.TASKCLUSTER_GITHUB_EXCHANGE,
+                                                 routing_key))

@@ -70,6 +70,8 @@ BAD_VALUES = {
     "HEALTHCHECK_MAX_AGE": [("soon", {}, "HEALTHCHECK_MAX_AGE must be a number of seconds")],
     "BACKFILL_INTERVAL": [("-5", {}, "BACKFILL_INTERVAL must be at least 0")],
     "BACKFILL_LIMIT": [("1.5", {}, "BACKFILL_LIMIT must be a whole number")],
+    "WORKER_THREADS": [("0", {}, "WORKER_THREADS must be at least 1"),
+                       ("many", {}, "WORKER_THREADS must be a whole number")],
     "KNOWN_REPOSITORIES_TTL": [("nan", {}, "KNOWN_REPOSITORIES_TTL must be a number of seconds")],
     "REPOSITORY_BASE": [("{tmp}/a-file", {}, "REPOSITORY_BASE must be a directory, not the file")],
     "HTTP_TIMEOUT": [("abc", {}, "HTTP_TIMEOUT must be a number of seconds"),

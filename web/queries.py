@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from l10n.models import COMPUTED, TASKCLUSTER, Active, Run, RunFile
 from life.models import Changeset, Locale, Push, Repository, SyncState, Tree
+from plumbing.urls import mask_secrets
 from worker.models import DeadLetter
 
 from .upstream import commit_url, file_url
@@ -341,7 +342,7 @@ def locale_page(code, locale_code, cursor=None):
 
 def repositories():
     rows = Repository.objects.order_by("archived", "name").values("name", "kind", "url", "archived")
-    return {"repositories": list(rows)}, None
+    return {"repositories": [dict(row, url=mask_secrets(row["url"])) for row in rows]}, None
 
 
 def encode_cursor(push_id):
@@ -397,7 +398,7 @@ def pushes_page(name, cursor=None, path="", user=""):
             "files": files.get(row["changeset_id"], []),
         })
     data = {
-        "repository": {"name": repository.name, "kind": repository.kind, "url": repository.url,
+        "repository": {"name": repository.name, "kind": repository.kind, "url": mask_secrets(repository.url),
                        "archived": repository.archived},
         "filters": {"path": path, "user": user},
         "pushes": [{"push_id": push["push_id"], "user": push["user"], "push_date": push["push_date"],

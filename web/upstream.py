@@ -6,10 +6,13 @@ that is not http(s) links nowhere.
 
 from urllib.parse import quote, urlsplit
 
+from plumbing.urls import mask_secrets
+
 
 def _web_base(kind, url):
     if not url or urlsplit(url).scheme not in ("http", "https"):
         return None
+    url = mask_secrets(url)
     if kind == "git":
         base = url.rstrip("/")
         return base[:-4] if base.endswith(".git") else base

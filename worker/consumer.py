@@ -6,6 +6,14 @@ and settled (``settling``: acks, retry copies, dead letters). Between
 deliveries the loop keeps house (``housekeeping``: the liveness file, the
 backfill timer).
 
+Work that touches upstream runs in a bounded pool of handler threads, one
+job per repository at a time (``lanes``: why, and what it keeps), so one
+slow upstream costs the other repositories nothing. This thread alone uses
+the AMQP connection: it polls it (servicing heartbeats), hands work to the
+lanes, and settles each finished job by its delivery tag. Retry copies are
+published on a connection of their own, which never delivers anything, so
+settling can never hand this loop another delivery.
+
 Containment is the other half: nothing a delivery or the broker does stops
 this loop. Every delivery ends as stored, skipped, retried or a dead letter;
 a frame the AMQP client cannot even decode costs the connection, which is
@@ -22,16 +30,19 @@ import time
 
 from amqp.exceptions import AccessRefused, PreconditionFailed
 from django.conf import settings
+from django.db import connection as db_connection
 from kombu import Producer
 from kombu.mixins import ConsumerMixin
 
+from plumbing.errors import PermanentError
 from plumbing.text import field_text, printable
 
 from . import metrics, policy, topology, transport
-from .dispatch import Delivery, Outcome, Status, process
+from .dispatch import Delivery, Outcome, Status, run
 from .hgmo import KnownRepositories
 from .housekeeping import Housekeeping
 from .keepalive import KeepAlive
+from .lanes import Lanes
 from .settling import DEFERRED_ACK_DELAY, DeferredAcks, Settler
 from .sources import sources
 
@@ -41,6 +52,10 @@ log = logging.getLogger("worker")
 # counts a return against every unsettled delivery, and only the bad one should reach its limit.
 ONE_AT_A_TIME_SECONDS = 60
 RECONNECT_BACKOFF = (1, 2, 5, 10, 30, 60)
+# Lanes whose messages are never sent round a delay queue for being busy: a GitHub push names its pusher,
+# and one handled after a later push of its repository would be stored as the unknown pusher's.
+# (An hg message only says "read the pushlog": any order stores the same pushes.)
+ORDER_MATTERS = ("git:",)
 
 
 def connect(broker):
@@ -53,7 +68,7 @@ def connect(broker):
 
 
 class PulseWorker(ConsumerMixin):
-    def __init__(self, connection, broker, max_messages=None, idle_exit=None):
+    def __init__(self, connection, broker, max_messages=None, idle_exit=None, threads=None):
         self.connection = connection
         self.broker = broker
         self.max_messages = max_messages
@@ -73,7 +88,27 @@ class PulseWorker(ConsumerMixin):
             enabled=connection.transport.driver_type == "amqp",
             limit=broker.prefetch // 2,  # below the prefetch, or the broker would wait for them
         )
-        self.settler = Settler(broker, self.acks, self.sleep, stopping=lambda: self.should_stop)
+        self.settler = Settler(broker, self.acks, self.sleep, stopping=lambda: self.stop_requested)
+        # A lane may keep a quarter of the prefetch waiting behind its running job; past that its
+        # messages wait in a delay queue, so one hanging repository never holds the whole window.
+        if threads is None:
+            # The embedded broker (memory://) serves the demo and local runs in one process: its stream
+            # is handled in order, on this thread, so what it shows is the same every time.
+            threads = 0 if broker.embedded else settings.WORKER_THREADS
+            if db_connection.vendor == "sqlite":
+                threads = min(threads, 1)  # one writer at a time: parallel handlers would only retry locks
+        self.lanes = Lanes(threads, backlog_limit=max(1, broker.prefetch // 4))
+        self.generation = 0  # of the channel: a job handed out on an earlier one is not settled on this one
+        self.stop_requested = False
+
+    @property
+    def should_stop(self):
+        """Stopping waits for the jobs in hand (their deliveries are settled), then leaves the loop."""
+        return self.stop_requested and self.lanes.in_flight == 0
+
+    @should_stop.setter
+    def should_stop(self, value):
+        self.stop_requested = value
 
     @property
     def connection_lost(self):
@@ -81,8 +116,8 @@ class PulseWorker(ConsumerMixin):
 
     @property
     def poll_interval(self):
-        # Shorter than the broker's heartbeat interval, so heartbeats are checked between its frames.
-        return min(1.0, self.broker.heartbeat / 4) if self.broker.heartbeat else 1.0
+        # Short: finished jobs are settled between polls (and heartbeats are checked between frames).
+        return 0.05
 
     # --- the connection's life --------------------------------------------------
 
@@ -111,6 +146,7 @@ class PulseWorker(ConsumerMixin):
 
     def connection_failed(self, error):
         """One line, then wait: longer each time the broker fails again, a second after a bad frame."""
+        self.generation += 1  # the jobs in hand finish, but their deliveries come back on the next channel
         self.acks.forget()  # they belonged to the lost channel, whose messages are redelivered
         self.last_activity = time.monotonic()  # reconnecting is not being idle
         self.failures += 1
@@ -144,14 +180,17 @@ class PulseWorker(ConsumerMixin):
         # py-amqp hands out deliveries while it waits for the broker to confirm each consumer, before
         # on_consume_ready: whatever a delivery needs is made ready here.
         prefetch = 1 if time.monotonic() < self.one_at_a_time_until else self.broker.prefetch
+        self.generation += 1
         self.acks.new_channel()
         self.acks.limit = prefetch // 2
         if self.broker.embedded:
             self.amqp, self.settler.retry_producer = None, Producer(channel)
         else:
-            # Retries are published on a channel of their own: waiting for a publisher confirm on the
-            # consuming channel would hand this loop its next delivery in the middle of the last one.
-            self.amqp, self.settler.retry_producer = channel.connection, Producer(channel.connection.channel())
+            # Retries are published on a connection of their own, which consumes nothing: waiting for a
+            # publisher confirm there can never read, let alone dispatch, a delivery of this connection
+            # (a second channel of the same connection could: py-amqp reads every channel's frames).
+            self.amqp = channel.connection
+            self.settler.publishing_connection(self.connection)
         consumed = topology.available(channel.connection, self.broker, self.sources)
         queues = topology.declare(channel, self.broker, consumed)
         if not self.broker.embedded:
@@ -178,14 +217,17 @@ class PulseWorker(ConsumerMixin):
 
     def on_consume_end(self, connection, channel):
         self.acks.flush()
+        self.settler.close()
 
     def on_decode_error(self, message, exc):
         """kombu could not make a Message of a delivery: a dead letter, never a silent ack."""
         outcome = Outcome(Status.DEAD, f"the delivery could not be decoded: {type(exc).__name__}: {exc}")
         delivery = self.delivery(message)
+        self.acks.delivered(message)
         self.settler.settle(message, None, delivery, policy.attempt(delivery.headers, time.time()), outcome)
 
     def on_iteration(self):
+        self.settle_finished_jobs()
         self.housekeeping.tick()
         if self.one_at_a_time_until and time.monotonic() >= self.one_at_a_time_until:
             self.one_at_a_time_until = 0.0
@@ -193,6 +235,8 @@ class PulseWorker(ConsumerMixin):
                 consumer.qos(prefetch_count=self.broker.prefetch)
             self.acks.limit = self.broker.prefetch // 2
         idle = time.monotonic() - self.last_activity
+        if self.lanes.in_flight:
+            idle = 0.0  # work in hand is not idleness
         if idle >= DEFERRED_ACK_DELAY:
             self.acks.flush()
         if self.idle_exit is not None and idle >= self.idle_exit:
@@ -200,24 +244,60 @@ class PulseWorker(ConsumerMixin):
             self.should_stop = True
 
     def stop(self, *_signal_args):
-        """Finish the message in hand, then leave (used as the SIGTERM/SIGINT handler)."""
+        """Finish the messages in hand, then leave (used as the SIGTERM/SIGINT handler)."""
         self.should_stop = True
 
     def sleep(self, seconds):
         """Wait, but not past a stop."""
         deadline = time.monotonic() + seconds
-        while not self.should_stop and time.monotonic() < deadline:
+        while not self.stop_requested and time.monotonic() < deadline:
             time.sleep(min(0.2, deadline - time.monotonic()))
 
     # --- one message --------------------------------------------------------------
 
     def on_message(self, source, message):
         started = time.monotonic()
+        self.acks.delivered(message)
+        if self.stop_requested:
+            return  # not taken: it goes back to the queue when the connection closes
         delivery = self.delivery(message)
         attempt = policy.attempt(delivery.headers, time.time())
+        refused = policy.refusal(delivery, self.broker.delivery_limit)
+        if refused is not None:
+            self.finish(source, message, delivery, attempt, Outcome(Status.DEAD, refused), started)
+            return
+        try:
+            parsed = source.parse(delivery)
+        except PermanentError as error:
+            self.finish(source, message, delivery, attempt, Outcome(Status.DEAD, str(error)), started)
+            return
+        lane = source.lane(parsed)
+        if lane is None:  # settled without upstream (most of what arrives): no thread needed
+            self.finish(source, message, delivery, attempt, self.outcome(source, parsed, delivery, attempt),
+                        started)
+        elif not lane.startswith(ORDER_MATTERS) and self.lanes.full(lane):
+            busy = Outcome(Status.RETRY, f"{parsed.subject[:200]} is busy with earlier messages; not fetched now",
+                           kind=parsed.kind, subject=parsed.subject, counted=False, soon=True)
+            self.finish(source, message, delivery, attempt, busy, started)
+        else:
+            token = (self.generation, source, message, delivery, attempt, started, parsed)
+            self.lanes.submit(lane, token, functools.partial(self.outcome, source, parsed, delivery, attempt))
+
+    def settle_finished_jobs(self):
+        """Settle, on this thread, every job the lanes finished since the last look."""
+        for token, outcome, error in self.lanes.collect():
+            generation, source, message, delivery, attempt, started, parsed = token
+            if generation != self.generation:
+                continue  # its channel is gone: the broker delivers it again (handling is idempotent)
+            if error is not None:
+                outcome = Outcome(Status.RETRY, f"unexpected error: {type(error).__name__}: {error}",
+                                  kind=parsed.kind, subject=parsed.subject)
+            self.finish(source, message, delivery, attempt, outcome, started)
+
+    def finish(self, source, message, delivery, attempt, outcome, started):
+        """Settle one delivery (on this thread, the only one using the channel) and log its line."""
         try:
             with self.keepalive.busy(self.amqp):
-                outcome = self.outcome(source, delivery, attempt)
                 settled = self.settler.settle(message, source, delivery, attempt, outcome)
         except self.connection_lost:
             raise  # the broker returns the message; the run loop reconnects
@@ -226,8 +306,11 @@ class PulseWorker(ConsumerMixin):
             # delivery limit bounds how often that can happen.
             log.exception("could not settle %s %s; returning it to the queue", delivery.exchange,
                           printable(delivery.routing_key, 200))
+            self.acks.returned(message)
             message.requeue()
             return
+        if settled is None:
+            self.acks.returned(message)
         outcome = settled or outcome
         self.handled += 1
         self.last_activity = time.monotonic()
@@ -263,15 +346,12 @@ class PulseWorker(ConsumerMixin):
         body = message.body if isinstance(message.body, bytes) else str(message.body).encode("utf-8", "surrogatepass")
         return Delivery(body, exchange, routing_key, message.content_type, headers, message.content_encoding)
 
-    def outcome(self, source, delivery, attempt):
-        refused = policy.refusal(delivery, self.broker.delivery_limit)
-        if refused is not None:
-            return Outcome(Status.DEAD, refused)
-        now = time.time()
+    def outcome(self, source, parsed, delivery, attempt):
+        """Handle ``parsed`` (on a lane's thread, or this one for what needs no upstream)."""
         return policy.final(
-            process(source, delivery),
+            run(source, parsed, delivery),
             retries=attempt.retries,
             first_attempt=attempt.first_attempt,
-            now=now,
+            now=time.time(),
             max_retries=self.broker.max_retries,
         )

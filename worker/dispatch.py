@@ -14,7 +14,8 @@ from typing import Protocol
 
 from django.db import DatabaseError, close_old_connections
 
-from plumbing.errors import PermanentError, TransientError
+from plumbing.errors import Deferred, PermanentError, TransientError
+from plumbing.urls import mask_secrets
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,10 @@ class Outcome:
     subject: str = "-"
     # For a retry: seconds after the first attempt past which it is given up (see TransientError).
     give_up_after: float | None = None
+    # For a retry: whether it counts as one (a Deferred message was not tried).
+    counted: bool = True
+    # For an uncounted retry: wait the shortest delay (a busy repository) rather than the longest (backing off).
+    soon: bool = False
 
 
 def stored(detail=""):
@@ -70,22 +75,31 @@ def skipped(detail):
 
 def process(source, delivery):
     """Run ``delivery`` through ``source``; every failure becomes a RETRY or DEAD outcome."""
-    kind = subject = "-"
     try:
         message = source.parse(delivery)
-        kind, subject = message.kind, message.subject
+    except PermanentError as error:
+        return Outcome(Status.DEAD, str(error))
+    return run(source, message, delivery)
+
+
+def run(source, message, delivery):
+    """Handle a parsed ``message``; every failure becomes a RETRY or DEAD outcome."""
+    kind, subject = message.kind, message.subject
+    try:
         outcome = source.handle(message)
     except PermanentError as error:
         outcome = Outcome(Status.DEAD, str(error))
+    except Deferred as error:
+        outcome = Outcome(Status.RETRY, str(error), counted=False)
     except TransientError as error:
         outcome = Outcome(Status.RETRY, str(error), give_up_after=error.give_up_after)
     except DatabaseError as error:
         # The database went away or a parallel worker won a race: worth another try.
         close_old_connections()
-        outcome = Outcome(Status.RETRY, f"database error: {type(error).__name__}: {error}".strip())
+        outcome = Outcome(Status.RETRY, mask_secrets(f"database error: {type(error).__name__}: {error}".strip()))
     except Exception as error:
         # Nobody foresaw it: retried with back-off like any transient failure (and recorded in the
         # repository's sync state by life), a dead letter once the retries run out; never a crash.
         log.exception("unexpected error handling %s %s", delivery.exchange, delivery.routing_key)
-        outcome = Outcome(Status.RETRY, f"unexpected error: {type(error).__name__}: {error}")
+        outcome = Outcome(Status.RETRY, mask_secrets(f"unexpected error: {type(error).__name__}: {error}"))
     return replace(outcome, kind=kind, subject=subject)

@@ -27,8 +27,10 @@ from urllib.parse import urlsplit
 
 from life.git.ingest import ingest_push
 from life.models import Repository
+from life.sync import refuse_while_backing_off
 from plumbing.errors import PermanentError
 from plumbing.jsondoc import decode_json, validate_schema
+from plumbing.text import printable, text_problem
 
 from . import exchanges, metrics
 from .dispatch import skipped, stored
@@ -143,6 +145,11 @@ def parse_push_payload(payload, full_name=None):
     name = _full_name(repository["full_name"], "repository.full_name")
     if full_name is not None and name.lower() != full_name.lower():
         raise PermanentError(f"payload is about {name!r}, the routing key about {full_name!r}")
+    for where, value in (("ref", payload["ref"]), ("pusher.name", payload["pusher"]["name"]),
+                         ("repository.clone_url", repository.get("clone_url", ""))):
+        problem = text_problem(value)
+        if problem is not None:
+            raise PermanentError(f"{where} {printable(value, 100)!r} {problem}")
     before, after = payload["before"], payload["after"]
     deleted = payload.get("deleted", after == NULL_SHA)
     if not deleted and after == NULL_SHA:
@@ -201,9 +208,11 @@ def repository_full_name(url):
 
 
 def same_repository_url(a, b):
+    # The credentials a private mirror's configured URL carries are not part of where it is.
     def normal(url):
         parts = urlsplit(url)
-        return parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/").removesuffix(".git").lower()
+        host = parts.netloc.rsplit("@", 1)[-1]
+        return parts.scheme.lower(), host.lower(), parts.path.rstrip("/").removesuffix(".git").lower()
     return normal(a) == normal(b)
 
 
@@ -227,6 +236,14 @@ class GitHubPushHandler:
     def __init__(self, known):
         self.known = known
 
+    def lane(self, message):
+        """Where ``message``'s work runs (``worker.lanes``): its repository's lane, or None when it is
+        skipped on the consumer's thread."""
+        if message.kind != "push":
+            return None
+        pk = self.known.get(message.full_name)
+        return None if pk is None else f"git:{pk}"
+
     def __call__(self, message):
         if message.kind != "push":
             return skipped(f"{message.kind} event")
@@ -242,6 +259,7 @@ class GitHubPushHandler:
             return skipped(f"push to {message.ref[:100]}, not to the tracked branch {repository.branch}")
         if message.deleted:
             return skipped(f"tracked branch {repository.branch} deleted")
+        refuse_while_backing_off(repository)
         result = ingest_push(repository, message.after, before=message.before, pusher=message.pusher,
                              pushed_at=message.pushed_at)
         metrics.VCS_SECONDS.labels("git").observe(result.vcs_seconds)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from life.hg.ingest import find_forest, ingest_new_repository, ingest_pushes
 from life.models import Repository
+from life.sync import refuse_while_backing_off
 from plumbing.errors import PermanentError
 from plumbing.jsondoc import decode_json
 from plumbing.names import is_revision, validate_repository_name
@@ -119,6 +120,15 @@ class HgPushHandler:
     def __init__(self, known_repositories):
         self.known = known_repositories
 
+    def lane(self, push):
+        """Where ``push``'s work runs (``worker.lanes``): its repository's lane, or None when it is settled
+        on the consumer's thread without touching upstream or the database (most of what arrives)."""
+        if push.kind == "changegroup.1" and push.repository in self.known:
+            return f"hg:{push.repository}"
+        if push.kind == "newrepo.1":
+            return f"hg:{push.repository}"
+        return None
+
     def __call__(self, push):
         if push.kind == "changegroup.1":
             return self.changegroup(push)
@@ -135,6 +145,7 @@ class HgPushHandler:
         if repository is None:
             return skipped("unknown repository")
         _check_announced_url(push.repo_url, repository.url, f"the known URL of {repository.name}")
+        refuse_while_backing_off(repository)
         result = ingest_pushes(repository, max(push.push_ids, default=None), announced=push.push_ids)
         metrics.VCS_SECONDS.labels("hg").observe(result.vcs_seconds)
         if not result.pushes:

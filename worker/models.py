@@ -6,6 +6,7 @@ from django.db import DataError, IntegrityError, models, transaction
 from django.utils import timezone
 
 from plumbing.text import ascii_only, storable
+from plumbing.urls import mask_secrets
 
 # Enough of a body to replay any legitimate message; larger ones are refused anyway.
 MAX_STORED_BODY = 1024 * 1024
@@ -61,7 +62,7 @@ class DeadLetter(models.Model):
             "exchange": storable(str(delivery.exchange))[:255],
             "routing_key": storable(str(delivery.routing_key))[:255],
             "source": storable(str(source))[:255],
-            "error": storable(str(error)),
+            "error": storable(mask_secrets(str(error))),
             "retries": min(max(int(retries), 0), MAX_COUNT),
         }
         try:

@@ -84,7 +84,7 @@ def refusal(delivery, delivery_limit):
 
 def final(outcome, *, retries, first_attempt, now, max_retries):
     """``outcome``, except a retry that has run out of tries or time becomes a dead letter."""
-    if outcome.status is not Status.RETRY:
+    if outcome.status is not Status.RETRY or not outcome.counted:
         return outcome
     waited = now - first_attempt
     if outcome.give_up_after is not None and waited >= outcome.give_up_after:
@@ -96,11 +96,12 @@ def final(outcome, *, retries, first_attempt, now, max_retries):
     return outcome
 
 
-def retry_headers(delivery, retries, first_attempt):
-    """The headers of ``delivery``'s retry copy: as received, less what must not travel, plus the count."""
+def retry_headers(delivery, retries, first_attempt, counted=True):
+    """The headers of ``delivery``'s retry copy: as received, less what must not travel, plus the count
+    (unchanged for a message deferred without being tried)."""
     headers = {name: value for name, value in delivery.headers.items() if name not in NOT_CARRIED}
     headers.update({
-        RETRIES_HEADER: retries + 1,
+        RETRIES_HEADER: retries + 1 if counted else retries,
         FIRST_ATTEMPT_HEADER: first_attempt,
         ORIGINAL_EXCHANGE_HEADER: delivery.exchange,
         ORIGINAL_ROUTING_KEY_HEADER: delivery.routing_key,

@@ -23,6 +23,8 @@ class Source:
     routing_keys: tuple[str, ...]
     parse: Callable
     handle: Callable
+    # message -> the lane its work runs in (worker.lanes), or None: settled at once on the consumer's thread.
+    lane: Callable
 
 
 def sources(broker, known_repositories):
@@ -30,7 +32,7 @@ def sources(broker, known_repositories):
     table = []
     if broker.main:
         table.append(Source("hgmo", "hgmo", hgmo.EXCHANGE, ("#",), hgmo.parse,
-                            hgmo.HgPushHandler(known_repositories)))
+                            handler := hgmo.HgPushHandler(known_repositories), handler.lane))
     table.append(Source(
         "tasks" if broker.main else f"tasks:{broker.task_root_url}",
         "tasks",
@@ -38,16 +40,21 @@ def sources(broker, known_repositories):
         broker.task_routes,
         partial(taskcluster.parse, root_url=broker.task_root_url),
         taskcluster.handle,
+        _tasks_lane,  # one lane: completions are stored in the order they arrive, as before
     ))
     if broker.main:
         # GitHub pushes in both formats, one handler (and one cache of known repositories) for both.
         # A routing key word cannot match part of "<owner>/<repo>/<event>": bind everything.
         pushes = github.GitHubPushHandler(github.KnownGitHubRepositories(known_repositories.ttl))
         table.append(Source("github-webhooks", "github-webhooks", github.WEBHOOKS_EXCHANGE, ("#",),
-                            github.parse_webhook, pushes))
+                            github.parse_webhook, pushes, pushes.lane))
         table.append(Source("taskcluster-github", "taskcluster-github", github.TASKCLUSTER_GITHUB_EXCHANGE,
-                            ("primary.#",), github.parse_taskcluster_github, pushes))
+                            ("primary.#",), github.parse_taskcluster_github, pushes, pushes.lane))
     return tuple(table)
+
+
+def _tasks_lane(message):
+    return "tasks"
 
 
 def find(name, exchange, brokers, known_repositories):

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from plumbing.errors import PermanentError
 from plumbing.http import get_json, http_session
 from plumbing.names import is_revision
+from plumbing.text import text_problem
 from plumbing.urls import SameOrigin
 
 from ..records import PushlogPage, PushRecord, RejectedPush
@@ -37,13 +38,7 @@ def _is_count(value):
 
 def _is_text(value):
     """A string every database stores exactly: no NUL, no lone surrogate (JSON can carry both)."""
-    if not isinstance(value, str) or "\x00" in value:
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    return text_problem(value) is None
 
 
 def push_problem(push_id, push):

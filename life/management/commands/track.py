@@ -8,6 +8,7 @@ from life.management.storage import prepare_storage
 from life.models import Repository
 from life.repositories import start_tracking
 from plumbing.errors import PermanentError, TransientError
+from plumbing.urls import mask_secrets
 
 
 class Command(BaseCommand):
@@ -31,8 +32,8 @@ class Command(BaseCommand):
             with Progress(repository.name, for_repository(repository).progress_unit) as progress:
                 result = for_repository(repository).reprocess(repository, progress=progress)
         except (TransientError, PermanentError) as error:
-            raise CommandError(f"{name or url}: {error}") from None
-        what = f"{repository.kind} repository {repository.name} at {repository.url}"
+            raise CommandError(mask_secrets(f"{name or url}: {error}")) from None
+        what = f"{repository.kind} repository {repository.name} at {mask_secrets(repository.url)}"
         if repository.branch:
             what += f", branch {repository.branch}"
         self.stdout.write(
