@@ -30,6 +30,7 @@ import time
 
 from amqp.exceptions import AccessRefused, PreconditionFailed
 from django.conf import settings
+from django.db import DatabaseError, close_old_connections
 from django.db import connection as db_connection
 from kombu import Producer
 from kombu.mixins import ConsumerMixin
@@ -271,7 +272,13 @@ class PulseWorker(ConsumerMixin):
         except PermanentError as error:
             self.finish(source, message, delivery, attempt, Outcome(Status.DEAD, str(error)), started)
             return
-        lane = source.lane(parsed)
+        try:
+            lane = source.lane(parsed)
+        except DatabaseError:
+            # The known repositories could not be read (the database is away): handled here, where the
+            # handler meets the same error and it becomes a retry with back-off, like any other.
+            close_old_connections()
+            lane = None
         if lane is None:  # settled without upstream (most of what arrives): no thread needed
             self.finish(source, message, delivery, attempt, self.outcome(source, parsed, delivery, attempt),
                         started)
