@@ -128,9 +128,11 @@ def locale_sources(tree, codes=None):
 def list_files(repository, revision, prefix=""):
     """[(path, content id)] of ``repository``'s files under ``prefix`` at ``revision``, listed once."""
     key = (repository.pk, revision, prefix)
-    if key not in listings:
-        listings.put(key, tuple(for_repository(repository).list_files(repository, revision, prefix)))
-    return listings.get(key)
+    listing = listings.get(key)
+    if listing is None:
+        listing = tuple(for_repository(repository).list_files(repository, revision, prefix))
+        listings.put(key, listing)
+    return listing
 
 
 # --- recomputing -------------------------------------------------------------------

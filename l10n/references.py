@@ -25,6 +25,7 @@ from moz.l10n.paths import L10nConfigPaths
 
 from life.kinds import for_repository
 from plumbing.errors import PermanentError
+from plumbing.memo import Memo
 
 from . import parsing
 
@@ -76,25 +77,23 @@ class Reference:
                 for target, ids in self.targets}
 
 
-_cache = {}  # {(repository id, revision, path): Reference}, the newest few
-_CACHE_SIZE = 64
+_loaded = Memo(64)  # {(repository id, revision, path): Reference}, the newest few
 
 
 def load(repository, revision, path):
     """The Reference at ``path`` of ``repository`` at ``revision`` (kept for the next push: a reference
     changes a few times a week, its locales many times a day)."""
     key = (repository.pk, revision, path)
-    if key not in _cache:
+    reference = _loaded.get(key)
+    if reference is None:
         if path.endswith(".json"):
             reference = _channel(repository, revision, path)
         elif path.endswith(".toml"):
             reference = _configuration(repository, revision, path)
         else:
             raise ReferenceInvalid(f"{path}: a reference is a _data/<channel>.json or a compare-locales .toml")
-        if len(_cache) >= _CACHE_SIZE:
-            _cache.pop(next(iter(_cache)))
-        _cache[key] = reference
-    return _cache[key]
+        _loaded.put(key, reference)
+    return reference
 
 
 def _read_file(repository, revision, path, listing=None):

@@ -1,7 +1,13 @@
 """A bounded in-process memo for values that never change once known (content-addressed: a file at a
-revision, what a content parses to), so a worker pays for each at most once while it stays in memory."""
+revision, what a content parses to), so a worker pays for each at most once while it stays in memory.
 
+Shared by the worker's handler threads (``worker.lanes``), hence the lock.
+"""
+
+import threading
 from collections import OrderedDict
+
+_MISSING = object()
 
 
 class Memo:
@@ -10,21 +16,27 @@ class Memo:
     def __init__(self, size):
         self.size = size
         self._entries = OrderedDict()
+        self._lock = threading.Lock()
 
     def get(self, key, default=None):
-        value = self._entries.get(key, default)
-        if key in self._entries:
+        with self._lock:
+            value = self._entries.get(key, _MISSING)
+            if value is _MISSING:
+                return default
             self._entries.move_to_end(key)
-        return value
+            return value
 
     def __contains__(self, key):
-        return key in self._entries
+        with self._lock:
+            return key in self._entries
 
     def put(self, key, value):
-        self._entries[key] = value
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
+        with self._lock:
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
 
     def clear(self):
-        self._entries.clear()
+        with self._lock:
+            self._entries.clear()
