@@ -12,24 +12,18 @@ Usage: [DATABASE_URL=…] .venv/bin/python bench/push_rate.py [--pushes N] [--re
 """
 
 import argparse
-import logging
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
-from django.conf import settings
 from kombu import Connection
 
-from common import report, scratch_database
+from common import hg_world, report
 from life.hg.clone import hg_environment, hg_executable
 from life.hg.ingest import ingest_pushes
 from life.models import Push, Repository
-from settings.pulse import user_of
 from simulated import pulse
-from simulated.broker import scratch_vhost
 from simulated.harness import declare_queues, run_worker
-from simulated.hgmo import SimulatedHgmo
 
 
 def main():
@@ -39,15 +33,7 @@ def main():
     args = parser.parse_args()
     names = [f"l10n-central/x{i:02d}" for i in range(args.repositories)]
 
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        SimulatedHgmo(Path(tmp) / "upstream") as hgmo,
-        scratch_vhost("bench") as url,
-        scratch_database() as vendor,
-    ):
-        logging.getLogger().handlers[:] = [logging.FileHandler(Path(tmp) / "worker.log")]
-        settings.REPOSITORY_BASE = Path(tmp) / "clones"
-        settings.PULSE_URL, settings.PULSE_USER = url, user_of(url)
+    with hg_world("worker.log") as (tmp, hgmo, url, vendor):
         hg = hg_executable()
         baseline_clones = Path(tmp) / "baseline"
         for name in names:

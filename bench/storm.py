@@ -18,9 +18,7 @@ Usage: [DATABASE_URL=…] .venv/bin/python bench/storm.py [--pushes N] [--reposi
 """
 
 import argparse
-import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,14 +26,11 @@ from django.conf import settings
 from django.db import connection
 from kombu import Connection
 
-from common import report, scratch_database
+from common import hg_world, report
 from life.hg.ingest import ingest_pushes
 from life.models import Push, Repository
-from settings.pulse import user_of
 from simulated import pulse
-from simulated.broker import scratch_vhost
 from simulated.harness import WorkerProcess, declare_queues
-from simulated.hgmo import SimulatedHgmo
 
 HANGING = "l10n-central/hanging"
 HANGING_EVERY = 50
@@ -84,15 +79,7 @@ def main():
     args = parser.parse_args()
     names = [f"l10n-central/x{i:02d}" for i in range(args.repositories)]
 
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        SimulatedHgmo(Path(tmp) / "upstream") as hgmo,
-        scratch_vhost("bench") as url,
-        scratch_database() as vendor,
-    ):
-        logging.getLogger().handlers[:] = [logging.FileHandler(Path(tmp) / "bench.log")]
-        settings.REPOSITORY_BASE = Path(tmp) / "clones"
-        settings.PULSE_URL, settings.PULSE_USER = url, user_of(url)
+    with hg_world("bench.log") as (tmp, hgmo, url, vendor):
         # For the worker processes (WorkerProcess passes the test database and clone storage itself).
         os.environ.update({"PULSE_URL": url, "BACKFILL_INTERVAL": "0", "LOG_LEVEL": "INFO"})
         hgmo.hang_seconds = 3600
