@@ -8,6 +8,7 @@ lists it), the others are translated. Reference files listing no message
 are skipped, as the tool skips them.
 """
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -53,18 +54,27 @@ def compare(reference, parsed):
         total += len(ids)
         if not ids:
             continue
-        found = parsed.get(path)
-        if found is None:
-            missing += len(ids)
-            files.append(FileResult(path, tuple(ids), missing_file=True))
-        elif found.error:
-            errors += 1
-            files.append(FileResult(path, error=found.error))
-        else:
-            lacking = tuple(message for message in ids if message not in found.ids)
-            missing += len(lacking)
-            changed += len(ids) - len(lacking)
-            obsolete += len(found.ids.difference(ids))
-            if lacking:
-                files.append(FileResult(path, lacking))
+        result, file_changed, file_obsolete = _compare_file(path, ids if isinstance(ids, tuple) else tuple(ids),
+                                                            parsed.get(path))
+        changed += file_changed
+        obsolete += file_obsolete
+        if result is not None:
+            files.append(result)
+            missing += len(result.missing)
+            errors += bool(result.error)
     return Comparison(total, changed, missing, errors, obsolete, tuple(files))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _compare_file(path, ids, found):
+    """(FileResult if it lacks something, translated, obsolete) for one file: the channels of a
+    reference list most files with the same ids, so a push compares each (ids, content) once."""
+    if found is None:
+        return FileResult(path, ids, missing_file=True), 0, 0
+    if found.error:
+        return FileResult(path, error=found.error), 0, 0
+    obsolete = len(found.ids) - len(found.ids.intersection(ids))
+    if found.ids.issuperset(ids):
+        return None, len(ids), obsolete
+    lacking = tuple(message for message in ids if message not in found.ids)
+    return FileResult(path, lacking), len(ids) - len(lacking), obsolete

@@ -5,6 +5,9 @@ current tip with each locale at its current tip, under a row lock on the
 tree: whichever worker comes second sees what the first committed and
 compares the newest of both (two pushes to one locale, or a locale push
 racing a reference push, end with the comparison of both newest tips).
+``recompute_trees`` does it for the trees one push concerns (six channels
+over one locales repository) at the price of one: tips read once, results
+stored together.
 
 Locales are taken a batch at a time: their files are listed from the clone
 (no content read), the contents never seen are parsed once
@@ -92,24 +95,28 @@ def is_locale_code(name):
     return True
 
 
-def locale_sources(tree, codes=None):
-    """(LocaleSources of ``codes`` (default: every locale the tree has now), codes that have none)."""
+def locale_sources(tree, codes=None, locales_repository=None, tip=current_tip):
+    """(LocaleSources of ``codes`` (default: every locale the tree has now), codes that have none).
+    ``locales_repository``: the tree's, when the caller has it; ``tip(repository)``: its current tip."""
     wanted = None if codes is None else set(codes)
     if tree.locales_repository_id is not None:
-        repository = tree.locales_repository
-        tip = current_tip(repository)
-        if tip is None:
+        repository = locales_repository or tree.locales_repository
+        revision = tip(repository)
+        if revision is None:
             return [], sorted(wanted or ())
         if wanted is None:
-            listing = list_files(repository, tip)
+            listing = list_files(repository, revision)
         else:
-            listing = [entry for code in sorted(wanted) for entry in list_files(repository, tip, code)]
+            listing = [entry for code in sorted(wanted) for entry in list_files(repository, revision, code)]
         by_code = {}
+        folders = {}  # {folder: whether it is a wanted locale}, asked once per folder
         for path, content_id in listing:
             folder, _, rest = path.partition("/")
-            if rest and (folder in wanted if wanted is not None else is_locale_code(folder)):
+            if folder not in folders:
+                folders[folder] = folder in wanted if wanted is not None else is_locale_code(folder)
+            if rest and folders[folder]:
                 by_code.setdefault(folder, {})[rest] = content_id
-        sources = [LocaleSource(code, repository, tip, f"{code}/", by_code[code]) for code in sorted(by_code)]
+        sources = [LocaleSource(code, repository, revision, f"{code}/", by_code[code]) for code in sorted(by_code)]
         return sources, sorted((wanted or set()) - by_code.keys())
     if tree.l10n_id is None:
         raise PermanentError(f"tree {tree.code} has neither a locales repository nor a forest")
@@ -118,10 +125,10 @@ def locale_sources(tree, codes=None):
         repositories = repositories.filter(locale__code__in=wanted)
     sources = []
     for repository in repositories.select_related("locale").order_by("locale__code"):
-        tip = current_tip(repository)
-        if tip is not None:
-            files = list_files(repository, tip)
-            sources.append(LocaleSource(repository.locale.code, repository, tip, "", dict(files)))
+        revision = tip(repository)
+        if revision is not None:
+            files = list_files(repository, revision)
+            sources.append(LocaleSource(repository.locale.code, repository, revision, "", dict(files)))
     return sources, sorted((wanted or set()) - {source.code for source in sources})
 
 
@@ -142,31 +149,88 @@ def recompute(tree, locales=None, progress=None):
     """Compare ``locales`` (codes; default: all) of the computed ``tree`` at the current tips, and store
     what changed. Raises ReferenceInvalid (ReferenceMissing) when the reference cannot be read.
     ``progress(done, total)`` counts locales."""
-    result = Recomputed()
+    (outcome,) = recompute_trees([(tree, locales)], progress)
+    if isinstance(outcome, references.ReferenceInvalid):
+        raise outcome
+    return outcome
+
+
+@dataclass
+class _Plan:
+    tree: Tree
+    reference_repository: Repository
+    reference_revision: str
+    reference: references.Reference
+    sources: list
+    result: Recomputed
+
+
+def recompute_trees(work, progress=None):
+    """Recompute each (tree, locale codes or None for all) of ``work`` in one unit of work: the trees
+    locked in one order, each repository's tip read once, the results of every tree stored together.
+    Returns, in ``work``'s order, a Recomputed per tree, or the ReferenceInvalid that left it as it was
+    (the other trees go on). ``progress(done, total)`` counts locales over all the trees."""
+    outcomes, plans = [], []
     with transaction.atomic():
         # Locked alone: PostgreSQL cannot lock the nullable side of a join.
-        tree = Tree.objects.select_for_update().get(pk=tree.pk)
-        reference_repository = tree.config_repository
-        reference_revision = current_tip(reference_repository) if reference_repository else None
-        if reference_revision is None:
-            log.info("tree %s: its reference has no stored push yet", tree.code)
-            return result
-        reference = references.load(reference_repository, reference_revision, tree.config_path)
-        sources, result.vanished = locale_sources(tree, locales)
-        if locales is None:
-            result.vanished = results.vanished_locales(tree, {source.code for source in sources})
-        for code in result.vanished:
-            log.warning("tree %s: locale %s is gone from its locales; its history is kept", tree.code, code)
-        for start in range(0, len(sources), LOCALES_PER_BATCH):
-            batch = sources[start:start + LOCALES_PER_BATCH]
-            compared = _compare_batch(reference, batch, result.learnt)
-            stored = results.store(tree, reference_repository, reference_revision, compared)
-            result.runs += stored.runs
-            result.checked += stored.checked
-            result.compared += [source.code for source in batch]
+        trees = {tree.pk: tree for tree in Tree.objects.select_for_update()
+                 .filter(pk__in=[tree.pk for tree, _ in work]).order_by("pk")}
+        repositories = Repository.objects.in_bulk({pk for tree in trees.values()
+                                                   for pk in (tree.config_repository_id, tree.locales_repository_id)})
+        tips = {}
+
+        def tip(repository):
+            if repository.pk not in tips:
+                tips[repository.pk] = current_tip(repository)
+            return tips[repository.pk]
+
+        for given, locales in work:
+            tree = trees.get(given.pk)
+            result = Recomputed()
+            if tree is None:  # deleted meanwhile
+                outcomes.append(result)
+                continue
+            try:
+                plan = _plan(tree, locales, repositories, tip, result)
+            except references.ReferenceInvalid as error:
+                outcomes.append(error)
+                continue
+            outcomes.append(result)
+            if plan is not None:
+                plans.append(plan)
+        total = sum(len(plan.sources) for plan in plans)
+        done = 0
+        for start in range(0, max((len(plan.sources) for plan in plans), default=0), LOCALES_PER_BATCH):
+            batches = []
+            for plan in plans:
+                batch = plan.sources[start:start + LOCALES_PER_BATCH]
+                compared = _compare_batch(plan.reference, batch, plan.result.learnt)
+                batches.append(results.TreeComparisons(plan.tree, plan.reference_repository, plan.reference_revision,
+                                                       compared))
+                plan.result.compared += [source.code for source in batch]
+                done += len(batch)
+            for plan, stored in zip(plans, results.store(batches).values(), strict=True):
+                plan.result.runs += stored.runs
+                plan.result.checked += stored.checked
             if progress:
-                progress(len(result.compared), len(sources))
-    return result
+                progress(done, total)
+    return outcomes
+
+
+def _plan(tree, locales, repositories, tip, result):
+    """What recomputing ``tree`` compares (None: nothing yet); ReferenceInvalid if its reference cannot be read."""
+    reference_repository = repositories.get(tree.config_repository_id)
+    reference_revision = tip(reference_repository) if reference_repository else None
+    if reference_revision is None:
+        log.info("tree %s: its reference has no stored push yet", tree.code)
+        return None
+    reference = references.load(reference_repository, reference_revision, tree.config_path)
+    sources, result.vanished = locale_sources(tree, locales, repositories.get(tree.locales_repository_id), tip)
+    if locales is None:
+        result.vanished = results.vanished_locales(tree, {source.code for source in sources})
+    for code in result.vanished:
+        log.warning("tree %s: locale %s is gone from its locales; its history is kept", tree.code, code)
+    return _Plan(tree, reference_repository, reference_revision, reference, sources, result)
 
 
 def _compare_batch(reference, sources, learnt):
@@ -184,7 +248,7 @@ def _compare_batch(reference, sources, learnt):
         parsed.update(parsing.learn(repository, entries, learnt))
     compared = []
     for source, messages, present in listed:
-        found = {path: parsed[parsing.cache_key(source.folder + path, present[path])]
-                 for path, ids in messages.items() if ids and path in present}
+        found = {path: parsed[parsing.cache_key(source.folder + path, content_id)]
+                 for path, ids in messages.items() if ids and (content_id := present.get(path)) is not None}
         compared.append((source, compare(messages, found)))
     return compared

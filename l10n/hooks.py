@@ -18,7 +18,6 @@ A reference file that is gone (a channel that ended) archives its tree.
 import logging
 import time
 
-from django.db import transaction
 from django.db.models import Q
 
 from life.models import SyncState, Tree
@@ -50,23 +49,16 @@ def on_pushes_stored(sender, repository, paths, tip, **kwargs):
     if not work:
         return
     started = time.perf_counter()
-    # Every tree this push recomputes is locked first, in one order for every worker: a worker never
-    # holds one tree's rows while it waits for another tree (InnoDB's scans of small tables touch them).
-    list(Tree.objects.select_for_update().filter(pk__in=[tree.pk for tree, _ in work]).order_by("pk"))
-    for tree, locales in work:
-        try:
-            with transaction.atomic():  # a savepoint: one tree failing leaves the others' work
-                done = computation.recompute(tree, locales)
-        except references.ReferenceMissing as error:
-            log.warning("tree %s: archived, its reference is gone (%s)", tree.code, error)
+    for (tree, _), outcome in zip(work, computation.recompute_trees(work), strict=True):
+        if isinstance(outcome, references.ReferenceMissing):
+            log.warning("tree %s: archived, its reference is gone (%s)", tree.code, outcome)
             Tree.objects.filter(pk=tree.pk).update(archived=True)
-            continue
-        except references.ReferenceInvalid as error:
-            log.error("tree %s: not updated: %s", tree.code, error)
-            _record_reference_error(tree, error)
-            continue
-        log.info("tree %s: %d locales compared after a push to %s (%d new runs, %d parsed)", tree.code,
-                 len(done.compared), repository.name, done.runs, done.learnt.parsed)
+        elif isinstance(outcome, references.ReferenceInvalid):
+            log.error("tree %s: not updated: %s", tree.code, outcome)
+            _record_reference_error(tree, outcome)
+        else:
+            log.info("tree %s: %d locales compared after a push to %s (%d new runs, %d parsed)", tree.code,
+                     len(outcome.compared), repository.name, outcome.runs, outcome.learnt.parsed)
     event = {"repository": repository.name, "trees": len(work), "compare_seconds": round(time.perf_counter() - started, 4)}
     log.info("comparisons after a push to %(repository)s: %(trees)d trees in %(compare_seconds).3fs", event,
              extra={"event": event})

@@ -70,14 +70,10 @@ def too_big(max_bytes):
     return Parsed(error=f"larger than {max_bytes} bytes (COMPARE_MAX_FILE_BYTES)")
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def cache_key(path, content_id):
     """One key per (parser, format as told by the name, content)."""
-    return _key(os.path.splitext(path)[1], content_id)
-
-
-@functools.lru_cache(maxsize=65536)
-def _key(extension, content_id):
-    return hashlib.sha256(f"{PARSER}\n{extension}\n{content_id}".encode()).hexdigest()
+    return hashlib.sha256(f"{PARSER}\n{os.path.splitext(path)[1]}\n{content_id}".encode()).hexdigest()
 
 
 @dataclass

@@ -319,9 +319,10 @@ def test_an_older_comparison_never_displaces_a_newer_one(world):
 
     stale = computation.LocaleSource("de", world.l10n, old_tip, "de/")
     comparison = compare(REFERENCE, {path: Parsed(frozenset(ids)) for path, ids in REFERENCE.items()})
-    stored = results.store(main, world.source, world.github.tip(SOURCE), [(stale, comparison)])
+    stored = results.store([results.TreeComparisons(main, world.source, world.github.tip(SOURCE),
+                                                    [(stale, comparison)])])
 
-    assert stored.stale == 1
+    assert stored[main.pk].stale == 1
     assert Active.objects.get(tree=main, locale__code="de").run_id == active.run_id
 
 
