@@ -57,6 +57,7 @@ from kombu import Connection
 from common import report, scratch_database
 from l10n.models import Run
 from life.repositories import track
+from plumbing import memo
 from settings.pulse import user_of
 from simulated import firefox
 from simulated.broker import scratch_vhost
@@ -102,8 +103,8 @@ class Pushes:
         routing_key, body = taskcluster_github_message(push_payload(self.github, name, before, after, pusher=PONTOON))
         with Connection(self.broker_url) as conn:
             publish_taskcluster_github(conn, routing_key, body)
-        if self.worker is None:  # in this process, for the query count
-            run_worker(max_messages=1)
+        if self.worker is None:  # in this process, for the query count: on this thread's connection
+            run_worker(max_messages=1, threads=0)
             return None
         self.handled += 1
         wait_until(lambda: len(self._events("outcome")) >= self.handled, timeout=600)
@@ -135,6 +136,7 @@ def baseline(github, scratch, tips):
 def measure(args, locales, scratch, with_baseline):
     """One world of ``locales`` locales, from nothing: its figures."""
     scratch.mkdir()
+    memo.forget_everything()  # what this process learnt of the other world's database
     world = firefox.generate(files=args.files, messages=args.messages, locales=locales, seed=args.seed)
     codes = list(world.locales)
     figures = {"main_messages": sum(len(ids) for ids in world.channel_data("main").values()),

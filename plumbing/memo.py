@@ -5,9 +5,18 @@ Shared by the worker's handler threads (``worker.lanes``), hence the lock.
 """
 
 import threading
+import weakref
 from collections import OrderedDict
 
 _MISSING = object()
+_every = weakref.WeakSet()
+
+
+def forget_everything():
+    """Empty every Memo of this process: what they hold is true of one database and its clones, and a
+    test or a benchmark that starts another must start as a new process does."""
+    for memo in list(_every):
+        memo.clear()
 
 
 class Memo:
@@ -17,6 +26,7 @@ class Memo:
         self.size = size
         self._entries = OrderedDict()
         self._lock = threading.Lock()
+        _every.add(self)
 
     def get(self, key, default=None):
         with self._lock:

@@ -10,6 +10,7 @@ import socket
 
 import pytest
 
+from plumbing import memo
 from simulated.broker import RABBITMQ_HOST, RABBITMQ_PORT, scratch_vhost
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES", "").lower() in ("1", "true", "yes")
@@ -46,10 +47,7 @@ def hgmo(tmp_path):
 def fresh_process_memos():
     """A worker remembers content-addressed facts (never wrong, but a test counting work or rows must
     start as a new process does)."""
-    from l10n import computation, parsing
-
-    parsing.in_process.clear()
-    computation.listings.clear()
+    memo.forget_everything()
 
 
 @pytest.fixture(autouse=True)
