@@ -23,6 +23,18 @@ class FileResult:
     missing_file: bool = False
     error: str = ""
 
+    # Encoded once per result: ``_compare_file`` shares one FileResult among the channels and pushes
+    # that compare the same ids with the same content.
+    @functools.cached_property
+    def detail_json(self):
+        """This file's part of ``Comparison.digest``."""
+        return json.dumps([self.path, list(self.missing), self.missing_file, self.error], ensure_ascii=False)
+
+    @functools.cached_property
+    def missing_json(self):
+        """``missing`` as a JSON document, encoded as Django's JSONField encodes it."""
+        return json.dumps(list(self.missing))
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -37,12 +49,15 @@ class Comparison:
     def completion(self):
         return int(self.changed * 100 / self.total) if self.total else 0
 
-    @property
+    @functools.cached_property
     def digest(self):
-        """Equal for two comparisons with the same numbers and the same per-file detail."""
-        detail = [self.total, self.changed, self.missing, self.errors, self.obsolete,
-                  [[f.path, list(f.missing), f.missing_file, f.error] for f in self.files]]
-        return hashlib.sha256(json.dumps(detail, ensure_ascii=False).encode()).hexdigest()
+        """Equal for two comparisons with the same numbers and the same per-file detail: the SHA-256 of
+        ``json.dumps([total, changed, missing, errors, obsolete, [[path, missing ids, missing file,
+        error], ...]], ensure_ascii=False)`` (stored with each run: the formula must not change), put
+        together from the files' encodings."""
+        numbers = json.dumps([self.total, self.changed, self.missing, self.errors, self.obsolete])
+        detail = f"{numbers[:-1]}, [{', '.join(f.detail_json for f in self.files)}]]"
+        return hashlib.sha256(detail.encode()).hexdigest()
 
 
 def compare(reference, parsed):

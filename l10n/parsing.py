@@ -9,6 +9,7 @@ again; only contents never seen are read from the clone, in one stream.
 
 import functools
 import hashlib
+import json
 import logging
 import os.path
 from dataclasses import dataclass
@@ -97,11 +98,8 @@ def learn(repository, entries, counter=None):
         by_key.setdefault(cache_key(path, content_id), (path, content_id))
     known = {key: parsed for key in by_key if (parsed := in_process.get(key)) is not None}
     asked = [key for key in by_key if key not in known]
-    for chunk in bulk.chunked(asked, bulk.chunk_size()):
-        for key, ids, error, unsupported in ParsedFile.objects.filter(key__in=chunk).values_list(
-            "key", "ids", "error", "unsupported"
-        ):
-            known[key] = Parsed(frozenset(ids), error, unsupported)
+    for key, ids, error, unsupported in bulk.select_in(ParsedFile, ["key", "ids", "error", "unsupported"], "key", asked):
+        known[key] = Parsed(frozenset(json.loads(ids) if isinstance(ids, str) else ids), error, bool(unsupported))
     unknown = [entry for key, entry in by_key.items() if key not in known]
     max_bytes = settings.COMPARE_MAX_FILE_BYTES
     learnt = {}

@@ -11,7 +11,6 @@ in RunFile rows; a run that stops being active loses them.
 import logging
 from dataclasses import dataclass
 
-from django.db import connection
 from django.db.models import Min, OuterRef, Subquery
 from django.utils import timezone
 
@@ -209,13 +208,11 @@ def _store_runs(new_runs, current, now):
     for chunk in bulk.chunked([active_id for ids in repointed.values() for active_id in ids], bulk.chunk_size()):
         Active.objects.filter(pk__in=chunk).update(run_id=Subquery(run_of_checked))
     # Deleted by id, found without locks: see _lock_active.
-    stale_files = list(RunFile.objects.filter(run_id__in=retired + [row.pk for *_, row in rows])
-                       .values_list("pk", flat=True))
-    for chunk in bulk.chunked(stale_files, bulk.chunk_size()):
-        RunFile.objects.filter(pk__in=chunk).delete()
+    # Deleted by id, found without locks: see _lock_active.
+    stale_files = bulk.select_in(RunFile, ["id"], "run", retired + [row.pk for *_, row in rows])
+    bulk.delete_ids(RunFile, [pk for pk, in stale_files])
     # The bulk of a reference push's writes (every locale's missing ids, per file): appended, not inserted.
-    as_json = RunFile._meta.get_field("missing").get_db_prep_save
     bulk.append_rows(RunFile, ["run", "path", "missing", "missing_file", "error"], [
-        (row.pk, f.path, as_json(list(f.missing), connection), f.missing_file, f.error)
+        (row.pk, f.path, f.missing_json, f.missing_file, f.error)
         for _, comparison, row in rows for f in comparison.files
     ])

@@ -145,3 +145,35 @@ def ids_by(model, field, values):
         model.objects.bulk_create(rows, ignore_conflicts=True, batch_size=chunk_size(len(model._meta.concrete_fields)))
         ids.update(model.objects.filter(**{f"{field}__in": missing}).values_list(field, "id"))
     return ids
+
+
+def select_in(model, fields, field, values):
+    """[(values of ``fields``)] of ``model``'s rows whose ``field`` is one of ``values``, as the driver
+    returns them (no field conversion: a JSON column is a str on MariaDB and SQLite). Thousands of
+    values cost Django more to resolve one by one than the database to look up: here PostgreSQL gets
+    them as one array, the others as driver parameters, a chunk per query."""
+    values = list(values)
+    if not values:
+        return []
+    ops = connection.ops
+    table = ops.quote_name(model._meta.db_table)
+    columns = ", ".join(ops.quote_name(model._meta.get_field(name).column) for name in fields)
+    column = ops.quote_name(model._meta.get_field(field).column)
+    rows = []
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"SELECT {columns} FROM {table} WHERE {column} = ANY(%s)", [values])
+            return cursor.fetchall()
+        for chunk in chunked(values, chunk_size()):
+            cursor.execute(f"SELECT {columns} FROM {table} WHERE {column} IN ({', '.join(['%s'] * len(chunk))})", chunk)
+            rows += cursor.fetchall()
+    return rows
+
+
+def delete_ids(model, ids):
+    """Delete ``model``'s rows of primary keys ``ids`` (ints), thousands per statement, written as literals."""
+    ops = connection.ops
+    table, pk = ops.quote_name(model._meta.db_table), ops.quote_name(model._meta.pk.column)
+    with connection.cursor() as cursor:
+        for chunk in chunked(ids, CHUNK):
+            cursor.execute(f"DELETE FROM {table} WHERE {pk} IN ({', '.join(str(int(i)) for i in chunk)})")

@@ -6,6 +6,7 @@ functions; the truth is the ``moz-l10n compare --json`` command line run on
 the same generated files written to disk.
 """
 
+import hashlib
 import json
 import random
 import subprocess
@@ -197,6 +198,23 @@ def runs_by_locale(tree):
 
 
 # --- tests -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("found", [
+    {},  # every file missing
+    {"a.ftl": Parsed(frozenset({"x"})), "b.properties": Parsed(error="bad \u00e9scape")},
+    {"a.ftl": Parsed(frozenset({"x", "y", "z\u00e9"})), "b.properties": Parsed(frozenset({"k"}))},  # complete
+])
+def test_a_comparisons_digest_is_the_stored_formula(found):
+    """Runs store the digest and a push that changes nothing is found by it: a faster encoding of it must
+    give the very digest older workers stored."""
+    reference = {"a.ftl": ["x", "y", "z\u00e9"], "b.properties": ["k", "l"], "empty.ftl": []}
+    comparison = compare(reference, found)
+    stored_formula = [comparison.total, comparison.changed, comparison.missing, comparison.errors,
+                      comparison.obsolete,
+                      [[f.path, list(f.missing), f.missing_file, f.error] for f in comparison.files]]
+    expected = hashlib.sha256(json.dumps(stored_formula, ensure_ascii=False).encode()).hexdigest()
+    assert comparison.digest == expected
 
 
 def test_channel_trees_match_moz_l10n_compare_and_share_one_parse(world, tmp_path):
