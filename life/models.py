@@ -1,6 +1,13 @@
 """What lives outside: locales, repositories and their history (DESIGN §5.4).
 
 The web heads read these tables: names and meanings are an interface.
+
+The link tables (a repository's, a push's changesets; a changeset's files and parents) hold a row per
+commit and per file it touched: importing a history writes hundreds of thousands of them, and the
+database's check of each row's two foreign keys took a third of the import's time. They are written
+only by bulk storing, from ids read or inserted in the same transaction, and changesets are never
+deleted, so they carry no database constraint (``db_constraint=False``; their columns stay indexed);
+deleting through Django still takes the links along.
 """
 
 import hashlib
@@ -63,7 +70,7 @@ class Repository(models.Model):
     archived = models.BooleanField(default=False)
     # A fork shares the local clone of the repository it forks.
     fork_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="forks")
-    changesets = models.ManyToManyField("Changeset", related_name="repositories", blank=True)
+    changesets = models.ManyToManyField("Changeset", related_name="repositories", blank=True, db_constraint=False)
 
     objects = RepositoryQuerySet.as_manager()
 
@@ -153,8 +160,8 @@ class Changeset(models.Model):
     user = models.TextField(blank=True, default="")
     description = models.TextField(blank=True, default="")
     branch = models.ForeignKey(Branch, null=True, blank=True, on_delete=models.PROTECT, related_name="changesets")
-    files = models.ManyToManyField(File, related_name="changesets", blank=True)
-    parents = models.ManyToManyField("self", symmetrical=False, related_name="children", blank=True)
+    files = models.ManyToManyField(File, related_name="changesets", blank=True, db_constraint=False)
+    parents = models.ManyToManyField("self", symmetrical=False, related_name="children", blank=True, db_constraint=False)
     placeholder = models.BooleanField(default=False, db_index=True)
 
     objects = ChangesetQuerySet.as_manager()
@@ -172,7 +179,7 @@ class Push(models.Model):
     push_id = models.PositiveIntegerField()
     user = models.TextField()
     push_date = models.DateTimeField(db_index=True)
-    changesets = models.ManyToManyField(Changeset, related_name="pushes")
+    changesets = models.ManyToManyField(Changeset, related_name="pushes", db_constraint=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["repository", "push_id"], name="unique_push_per_repository")]

@@ -4,7 +4,7 @@ only by case or trailing spaces, and paths longer than any index."""
 import pytest
 
 from life.hg.ingest import ingest_pushes
-from life.models import Changeset, File, Repository
+from life.models import Changeset, File, Push, Repository
 
 pytestmark = pytest.mark.django_db
 
@@ -92,3 +92,22 @@ def test_the_migration_to_unbounded_branch_names_and_push_users_keeps_every_row(
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def test_deleting_a_repository_takes_its_links_along(hgmo):
+    """The link tables carry no database constraint (life/models.py): Django's delete removes them."""
+    name = "l10n-central/it"
+    hgmo.create_repo(name)
+    repo = Repository.objects.create(name=name, url=hgmo.repo_url(name))
+    hgmo.commit_and_push(name, {"a.txt": b"1"})
+    hgmo.commit_and_push(name, {"b.txt": b"2"})
+    ingest_pushes(repo, 2)
+    changesets = list(Changeset.objects.filter(repositories=repo))
+    assert len(changesets) == 2 and Push.changesets.through.objects.count() == 2
+
+    repo.delete()
+    Changeset.objects.filter(pk__in=[c.pk for c in changesets]).delete()
+
+    for link in (Push.changesets.through, Repository.changesets.through, Changeset.files.through,
+                 Changeset.parents.through):
+        assert link.objects.count() == 0, link
