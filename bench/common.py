@@ -14,12 +14,14 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.db import connection  # noqa: E402
+from django.db import connections  # noqa: E402
 
 
 @contextlib.contextmanager
-def scratch_database():
-    """A fresh, migrated database (Django's test database of DATABASE_URL), dropped afterwards."""
+def scratch_database(using="default"):
+    """A fresh, migrated database (Django's test database of the ``using`` alias: DATABASE_URL's for the
+    default), dropped afterwards."""
+    connection = connections[using]
     name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
     try:
         yield connection.vendor

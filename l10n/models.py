@@ -84,7 +84,12 @@ class Run(models.Model):
                 fields=["tree", "locale", "reference_revision", "locale_revision"], name="unique_computed_run"
             ),
         ]
-        indexes = [models.Index(fields=["tree", "locale", "srctime"])]
+        indexes = [
+            models.Index(fields=["tree", "locale", "srctime"]),
+            # A tree's trend lines read its runs of the last days: without the tree first, the database
+            # walks every tree's runs of those days (or, on a short history, all of them).
+            models.Index(fields=["tree", "srctime"], name="l10n_run_tree_srctime"),
+        ]
 
     def __str__(self):
         source = self.computed_by if self.origin == COMPUTED else f"{self.task_id}/{self.run_id}"

@@ -153,6 +153,10 @@ def test_the_push_log_pages_with_cursors_and_filters_by_path_and_user(client, mo
     assert by_path and all(any(f.startswith(f"{code}/browser/") for cs in push["changesets"] for f in cs["files"])
                            for push in by_path)
     assert client.get(url, {"path": "nowhere/"}).json()["pushes"] == []
+    # A path matching many files is read the other way (each push checked): the same pushes.
+    monkeypatch.setattr(queries, "RARE_PATH_FILES", 0)
+    assert client.get(url, {"path": f"{code}/browser/"}).json()["pushes"] == by_path
+    assert client.get(url, {"path": "nowhere/"}).json()["pushes"] == []
     assert client.get(url, {"cursor": "forged!"}).status_code == 400
     hg = client.get(f"/pushes/{world['repositories'][2]}/").content.decode()
     assert f"https://hg.mozilla.org/{world['repositories'][2]}/rev/" in hg

@@ -18,7 +18,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from l10n.models import COMPUTED, TASKCLUSTER, Active, Run, RunFile
-from life.models import Changeset, Locale, Push, Repository, SyncState, Tree
+from life.models import Changeset, File, Locale, Push, Repository, SyncState, Tree
 from plumbing.urls import mask_secrets
 from worker.models import DeadLetter
 
@@ -29,6 +29,8 @@ TREND_DAYS = 90
 # the history behind it. 30 runs: months of history at one run every few days.
 RUNS_PER_PAGE = 30
 PUSHES_PER_PAGE = 50
+# A push log's path filter matching up to this many files reads from the files to their pushes.
+RARE_PATH_FILES = 500
 NEWEST_DEAD_LETTERS = 10
 # What a locale's row is sorted by: ?sort=<key>, ties by locale code.
 TREE_SORTS = {
@@ -370,9 +372,18 @@ def pushes_page(name, cursor=None, path="", user=""):
     if user:
         pushes = pushes.filter(user=user)
     if path:
-        touching = Push.changesets.through.objects.filter(push_id=OuterRef("pk"),
-                                                          changeset__files__path__startswith=path)
-        pushes = pushes.filter(Exists(touching))
+        files = list(File.objects.filter(path__startswith=path).values_list("id", flat=True)[:RARE_PATH_FILES + 1])
+        if len(files) <= RARE_PATH_FILES:
+            # A path few files match, so few pushes touch: read from its files to their pushes. Asked to
+            # check each push instead, MariaDB walks the repository's pushes, newest first, until it has a
+            # page: most of them (it cannot tell how rare the path is).
+            pushes = pushes.filter(pk__in=Push.changesets.through.objects.filter(
+                changeset__files__in=files).values("push_id"))
+        else:
+            # A common path: the newest pushes soon fill a page.
+            touching = Push.changesets.through.objects.filter(push_id=OuterRef("pk"),
+                                                              changeset__files__path__startswith=path)
+            pushes = pushes.filter(Exists(touching))
     page = list(pushes.order_by("-push_id").values("id", "push_id", "user", "push_date")[: PUSHES_PER_PAGE + 1])
     more, page = len(page) > PUSHES_PER_PAGE, page[:PUSHES_PER_PAGE]
     members = list(
