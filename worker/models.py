@@ -91,10 +91,12 @@ class DeadLetter(models.Model):
 
     @staticmethod
     def fingerprint_of(delivery):
-        """What makes a message itself: where it was first published and its body (a retry copy's
-        delivery carries its original's exchange and routing key), whatever the retry headers say."""
+        """What makes a message itself: where it was first published, its content type, encoding and body
+        (a retry copy's delivery carries its original's exchange and routing key; it is published with
+        the type and encoding below when the original had none), whatever the retry headers say."""
         digest = hashlib.sha256()
-        for part in (str(delivery.exchange), str(delivery.routing_key)):
+        for part in (str(delivery.exchange), str(delivery.routing_key), str(delivery.content_type or "application/json"),
+                     str(delivery.content_encoding or "binary")):
             digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
         digest.update(bytes(delivery.body))
         return digest.hexdigest()
