@@ -1,6 +1,21 @@
 """Plain data read from upstream, before it touches the database."""
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+# What every supported database and Python's datetime can hold: years 1 to 9999, UTC.
+EARLIEST_DATE = int(datetime(1, 1, 1, tzinfo=timezone.utc).timestamp())
+LATEST_DATE = int(datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp())
+
+
+def date_problem(date):
+    """Why ``date`` (seconds since the epoch, from upstream) is not a push date stored exactly, or None:
+    the one rule for every source (hg's pushlog, GitHub's messages)."""
+    if not isinstance(date, int) or isinstance(date, bool):
+        return "is malformed"
+    if not EARLIEST_DATE <= date <= LATEST_DATE:
+        return f"is outside years 1 to 9999 ({date})"
+    return None
 
 
 @dataclass(frozen=True)

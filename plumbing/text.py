@@ -60,6 +60,20 @@ def from_bytes(data):
     return storable(data.decode("utf-8", "replace"))
 
 
+def changeset_text(data):
+    """A changeset's text (user, description, branch, file name) as stored, the one rule for hg and git.
+
+    Mercurial's own reading (``encoding.tolocal``): UTF-8 when the bytes are UTF-8, else latin-1,
+    its fallback encoding, which maps every byte to a character: nothing is lost, nothing stops an
+    import. A NUL (both tools can hold one) becomes U+FFFD, as no database stores it.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
+    return storable(text)
+
+
 def field_text(value):
     """A message's field as text: headers may carry bytes, or nothing (bytes that are not UTF-8 are kept
     as surrogate escapes: ``printable`` shows them)."""

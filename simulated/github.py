@@ -260,6 +260,24 @@ class SimulatedGitHub(SimulatedService):
         stream = _commit_command(f"refs/heads/{branch}", 1, author, when, message, list(parents), files, root_tree)
         return _fast_import(git_dir, stream + b"get-mark :1\ndone\n", "--force").strip()
 
+    def commit_literally(self, full_name, files, author, message, branch="main", date=b"1700000000 +0000",
+                         headers=b""):
+        """A commit of exactly these bytes, on top of ``branch``'s tip, even what ``git commit`` refuses
+        (tests of hostile text): ``author`` and ``message`` as bytes, ``date`` written after the author
+        as it is, ``headers`` (lines, each ending in a newline) added after the committer; ``files``
+        ({name: bytes}, one folder deep) replace the tree. Returns the new commit as 40 hex."""
+        git_dir = self.git_dir(full_name)
+        entries = b"".join(b"100644 blob %s\t%s\0" % (_git(git_dir, "hash-object", "-w", "--stdin", input=data)
+                                                       .stdout.strip(), name) for name, data in files.items())
+        tree = _git(git_dir, "mktree", "-z", input=entries).stdout.strip()
+        tip = self.tip(full_name, branch)
+        raw = b"tree %s\n" % tree + (b"parent %s\n" % tip.encode() if tip else b"")
+        raw += b"author %s %s\ncommitter Committer <c@example.com> 1700000000 +0000\n%s\n%s" % (
+            author, date, headers, message)
+        sha = _git(git_dir, "hash-object", "-t", "commit", "-w", "--literally", "--stdin", input=raw).stdout.strip()
+        self.set_branch(full_name, branch, sha.decode())
+        return sha.decode()
+
     def set_branch(self, full_name, branch, sha):
         """Point ``branch`` at ``sha`` whatever it pointed at before: a force push."""
         _git(self.git_dir(full_name), "update-ref", f"refs/heads/{branch}", sha)

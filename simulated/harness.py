@@ -70,7 +70,9 @@ class WorkerProcess:
     # Killed at the end of each test (conftest), so a failed test leaves no worker behind.
     running = []
 
-    def __init__(self, *args, log_path):
+    def __init__(self, *args, log_path, program=None):
+        """``program`` (a script and its arguments) runs instead of ``manage.py``, which then comes
+        first in ``args`` (tests that patch the worker before it starts)."""
         env = dict(os.environ)
         env.update(
             {
@@ -83,7 +85,7 @@ class WorkerProcess:
         self.log_path = log_path
         self.log = open(log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, str(PROJECT / "manage.py"), "consume-pulse", *args],
+            [sys.executable, *(program or [str(PROJECT / "manage.py")]), "consume-pulse", *args],
             env=env,
             cwd=PROJECT,
             stdout=self.log,

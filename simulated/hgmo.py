@@ -82,7 +82,8 @@ def _check_name(name):
 def _utf8(text):
     # changelog.add() transcodes user and description from the locale's encoding, which fails
     # for emoji under an ASCII locale; a localstr carries its UTF-8 form through untouched.
-    data = text.encode("utf-8")
+    # Bytes are stored as they are (tests of text that is not UTF-8).
+    data = text if isinstance(text, bytes) else text.encode("utf-8")
     return encoding.localstr(data, data)
 
 
@@ -379,7 +380,7 @@ def _commit(repo, files, message, user, branch, parents, date):
     if branch is None:
         # As after "hg update p1": the new changeset stays on its first parent's branch.
         branch = _text(repo[bin(p1)].branch()) if p1 != NULL else "default"
-    contents = {path.encode("utf-8"): data for path, data in files.items()}
+    contents = {path if isinstance(path, bytes) else path.encode("utf-8"): data for path, data in files.items()}
     if p2 != NULL:
         contents = _merged(repo, bin(p1), bin(p2), contents)
 

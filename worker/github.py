@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from life.git.ingest import ingest_push
 from life.models import Repository
+from life.records import date_problem
 from life.sync import refuse_while_backing_off
 from plumbing.errors import PermanentError
 from plumbing.jsondoc import decode_json, validate_schema
@@ -60,7 +61,8 @@ PUSH_PAYLOAD_SCHEMA = {
         "pusher": {
             "type": "object",
             "required": ["name"],
-            "properties": {"name": {"type": "string", "maxLength": 255}, "email": {"type": ["string", "null"]}},
+            # No bound on the name: hg's pushlog users have none either (the same text rules for every source).
+            "properties": {"name": {"type": "string"}, "email": {"type": ["string", "null"]}},
         },
         "repository": {
             "type": "object",
@@ -68,8 +70,8 @@ PUSH_PAYLOAD_SCHEMA = {
             "properties": {
                 "full_name": {"type": "string", "maxLength": 140},
                 "clone_url": {"type": "string", "maxLength": 500},
-                # In push payloads (unlike other events) a Unix time.
-                "pushed_at": {"type": "integer", "minimum": 0, "maximum": 2**32},
+                # In push payloads (unlike other events) a Unix time; its range is hg's (life.records.date_problem).
+                "pushed_at": {"type": "integer"},
             },
         },
         "commits": {"type": "array"},
@@ -150,6 +152,8 @@ def parse_push_payload(payload, full_name=None):
         problem = text_problem(value)
         if problem is not None:
             raise PermanentError(f"{where} {printable(value, 100)!r} {problem}")
+    if "pushed_at" in repository and (problem := date_problem(repository["pushed_at"])) is not None:
+        raise PermanentError(f"repository.pushed_at {problem}")
     before, after = payload["before"], payload["after"]
     deleted = payload.get("deleted", after == NULL_SHA)
     if not deleted and after == NULL_SHA:

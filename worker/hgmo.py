@@ -13,6 +13,7 @@ from life.sync import refuse_while_backing_off
 from plumbing.errors import PermanentError
 from plumbing.jsondoc import decode_json
 from plumbing.names import is_revision, validate_repository_name
+from plumbing.text import printable, text_problem
 
 from . import exchanges, metrics
 from .dispatch import skipped, stored
@@ -74,6 +75,8 @@ def _repo_url(data):
     url = data.get("repo_url")
     if url is not None and (not isinstance(url, str) or len(url) > 500):
         raise PermanentError("repo_url is not a string of sensible length")
+    if url is not None and (problem := text_problem(url)) is not None:
+        raise PermanentError(f"repo_url {printable(url, 100)!r} {problem}")
     return url
 
 

@@ -1,5 +1,6 @@
 """The Pulse worker's own records: dead letters and the bindings it made."""
 
+import hashlib
 import math
 
 from django.db import DataError, IntegrityError, models, transaction
@@ -35,6 +36,10 @@ class DeadLetter(models.Model):
     replays = models.PositiveIntegerField(default=0)
     resolved = models.BooleanField(default=False, db_index=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # The message's identity (``fingerprint``): one row per message, however often it dies. A worker
+    # killed after storing the row and before its ack gets the message again, and a retry copy
+    # published before such a kill lives on beside the redelivered original; both end here, once.
+    fingerprint = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
 
     objects = DeadLetterQuerySet.as_manager()
 
@@ -54,7 +59,11 @@ class DeadLetter(models.Model):
         requeued because its dead letter could not be written.
         """
         body = bytes(delivery.body)
+        fingerprint = cls.fingerprint_of(delivery)
+        if (stored := cls._again(fingerprint, error, retries)) is not None:
+            return stored
         row = {
+            "fingerprint": fingerprint,
             "body": body[:MAX_STORED_BODY],
             "body_truncated": len(body) > MAX_STORED_BODY,
             "content_type": storable(str(delivery.content_type or ""))[:100],
@@ -69,6 +78,8 @@ class DeadLetter(models.Model):
             with transaction.atomic():
                 return cls.objects.create(**row)
         except (DataError, IntegrityError) as refused:
+            if (stored := cls._again(fingerprint, error, retries)) is not None:
+                return stored  # another worker stored the same message's row meanwhile
             plain = {name: ascii_only(value, 255) for name, value in row.items()
                      if name in ("content_type", "exchange", "routing_key", "source")}
             plain["content_type"] = plain["content_type"][:100]
@@ -76,6 +87,31 @@ class DeadLetter(models.Model):
             plain["error"] = ascii_only(f"{error} (stored escaped: the database refused the row: {refused})")
             with transaction.atomic():
                 return cls.objects.create(**{**row, **plain})
+
+
+    @staticmethod
+    def fingerprint_of(delivery):
+        """What makes a message itself: where it was first published, its content type, encoding and body
+        (a retry copy's delivery carries its original's exchange and routing key; it is published with
+        the type and encoding below when the original had none), whatever the retry headers say."""
+        digest = hashlib.sha256()
+        for part in (str(delivery.exchange), str(delivery.routing_key), str(delivery.content_type or "application/json"),
+                     str(delivery.content_encoding or "binary")):
+            digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
+        digest.update(bytes(delivery.body))
+        return digest.hexdigest()
+
+    @classmethod
+    def _again(cls, fingerprint, error, retries):
+        """The row already stored for the message ``fingerprint``, or None. A row an operator resolved
+        (replayed) is opened again: the message failed once more."""
+        stored = cls.objects.filter(fingerprint=fingerprint).first()
+        if stored is not None and stored.resolved:
+            stored.resolved, stored.resolved_at = False, None
+            stored.error = storable(mask_secrets(str(error)))
+            stored.retries = min(max(int(retries), 0), MAX_COUNT)
+            stored.save(update_fields=["resolved", "resolved_at", "error", "retries"])
+        return stored
 
 
 class QueueBinding(models.Model):

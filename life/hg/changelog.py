@@ -14,7 +14,7 @@ from mercurial import ui as hgui
 from mercurial.node import bin, hex, nullid
 
 from plumbing.errors import PermanentError, TransientError
-from plumbing.text import from_bytes
+from plumbing.text import changeset_text, from_bytes
 
 from ..models import NULL_REVISION
 from ..records import ChangesetRecord
@@ -76,9 +76,9 @@ def _record(changelog, node):
         parents += (hex(second).decode(),)
     return ChangesetRecord(
         revision=hex(node).decode(),
-        user=from_bytes(entry.user),
-        description=from_bytes(entry.description),
-        branch=from_bytes(entry.extra.get(b"branch", b"default")),
+        user=changeset_text(entry.user),
+        description=changeset_text(entry.description),
+        branch=changeset_text(entry.extra.get(b"branch", b"default")),
         parents=parents,
-        files=tuple(from_bytes(name) for name in entry.files),
+        files=tuple(changeset_text(name) for name in entry.files),
     )

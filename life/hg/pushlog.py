@@ -13,7 +13,6 @@ are stored as usual.
 """
 
 import re
-from datetime import datetime, timezone
 
 from plumbing.errors import PermanentError
 from plumbing.http import get_json, http_session
@@ -21,15 +20,12 @@ from plumbing.names import is_revision
 from plumbing.text import text_problem
 from plumbing.urls import SameOrigin
 
-from ..records import PushlogPage, PushRecord, RejectedPush
+from ..records import PushlogPage, PushRecord, RejectedPush, date_problem
 
 # str.isdigit() would accept "²" and other digits int() refuses.
 _PUSH_ID = re.compile(r"[0-9]{1,10}")
 # What Push.push_id holds on every supported database (a signed 32-bit column on PostgreSQL).
 MAX_PUSH_ID = 2**31 - 1
-# What every supported database and Python's datetime can hold: years 1 to 9999, UTC.
-_EARLIEST = int(datetime(1, 1, 1, tzinfo=timezone.utc).timestamp())
-_LATEST = int(datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp())
 
 
 def _is_count(value):
@@ -56,10 +52,9 @@ def push_problem(push_id, push):
         return "has a user with a NUL character"
     if not _is_text(user):
         return "has a user that is not valid Unicode"
-    if not isinstance(date, int) or isinstance(date, bool):
-        return "has a malformed date"
-    if not _EARLIEST <= date <= _LATEST:
-        return f"has a date ({date}) outside years 1 to 9999"
+    problem = date_problem(date)
+    if problem is not None:
+        return f"has a date that {problem}"
     return None
 
 

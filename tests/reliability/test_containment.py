@@ -60,7 +60,7 @@ HOSTILE = [
      "not a safe relative path"),
     ("invalid UTF-8 body", REPO.encode(), b'{"payload": "\xff\xfe"}', {}, "body is not JSON"),
     ("lone surrogate in JSON", REPO.encode(), b'{"payload": {"type": "changegroup.1", "data": {"repo_url": "\\ud800"}}}',
-     {}, "is not the known URL"),
+     {}, "is not valid Unicode"),  # the rule GitHub's clone_url follows too
     ("control characters everywhere", REPO.encode(), b'{"payload": {"type": "\\u0000\\u001b[31m"}}',
      {"content_type": "application/json"}, None),
     ("headers no database stores as JSON", REPO.encode(), b"{not json",
