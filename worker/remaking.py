@@ -43,7 +43,6 @@ from .policy import ORIGINAL_EXCHANGE_HEADER, ORIGINAL_ROUTING_KEY_HEADER
 log = logging.getLogger("worker")
 
 BATCH = 500  # messages per transaction: one round trip each
-QUIET = 0.2  # seconds without a delivery before the queue is asked whether it is empty
 LOCK_WAIT = 300  # seconds to wait for another worker's re-making before giving up (the worker retries)
 
 
@@ -108,7 +107,8 @@ def lock(connection, broker, wait=LOCK_WAIT):
         try:
             channel.queue_declare(name, exclusive=True, auto_delete=True)
             break
-        except ResourceLocked:  # the broker closed the channel to say so
+        except ResourceLocked:
+            channel.close()  # py-amqp reopened the channel the broker closed to say so
             if time.monotonic() >= deadline:
                 raise
             log.info("another worker is re-making queues; waiting for it")
@@ -122,36 +122,28 @@ def lock(connection, broker, wait=LOCK_WAIT):
 
 def _move(connection, broker, source, exchange, routing_key):
     """Move every message of the queue ``source`` (bound to nothing) to ``exchange``/``routing_key``, a
-    transaction per batch; returns how many moved."""
+    transaction per batch; returns how many moved.
+
+    One basic.get a message: a round trip each, but the broker's "empty" is then the truth (a consumer's
+    deliveries arrive in rounds, and a queue's message count leaves out what is delivered and unacked).
+    """
     channel = connection.channel()
     channel.tx_select()
     # The worker's connection turns on publisher confirms for each channel's first publish, which a
     # transactional channel refuses: the class's own publish is the plain one (the commit confirms).
     publish = functools.partial(type(channel).basic_publish, channel)
     moved = 0
-    if channel.queue_declare(source, passive=True).message_count:
-        # No prefetch limit: with one, RabbitMQ stops delivering to a transactional channel after a few
-        # commits (seen on 3.10 with classic queues). A queue holds at most a few thousand messages.
-        channel.basic_qos(0, 0, False)
-        taken = []
-        tag = channel.basic_consume(source, callback=taken.append)
-        while True:
-            try:
-                while len(taken) < BATCH:
-                    connection.drain_events(timeout=QUIET)
-            except TimeoutError:
-                pass
-            if taken:
-                for message in taken:
-                    _keep_origin(message, broker)
-                    publish(message, exchange=exchange, routing_key=routing_key)
-                channel.basic_ack(taken[-1].delivery_tag, multiple=True)
-                channel.tx_commit()
-                moved += len(taken)
-                taken.clear()
-            elif not channel.queue_declare(source, passive=True).message_count:
-                break
-        channel.basic_cancel(tag)
+    while True:
+        batch = 0
+        while batch < BATCH and (message := channel.basic_get(source)) is not None:
+            _keep_origin(message, broker)
+            publish(message, exchange=exchange, routing_key=routing_key)
+            last, batch = message.delivery_tag, batch + 1
+        if not batch:
+            break
+        channel.basic_ack(last, multiple=True)
+        channel.tx_commit()
+        moved += batch
     channel.close()
     return moved
 
@@ -178,7 +170,8 @@ def _exists(connection, name):
     try:
         channel.queue_declare(name, passive=True)
     except NotFound:
-        return False  # the broker closed the channel to say so
+        channel.close()  # py-amqp reopened the channel the broker closed to say so
+        return False
     channel.close()
     return True
 
@@ -189,6 +182,7 @@ def _declared(connection, queue):
     try:
         queue(channel).declare()
     except PreconditionFailed:
-        return False  # the broker closed the channel to say so
+        channel.close()  # py-amqp reopened the channel the broker closed to say so
+        return False
     channel.close()
     return True
