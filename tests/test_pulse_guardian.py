@@ -14,6 +14,7 @@ from datetime import timedelta
 import pytest
 from amqp.exceptions import NotFound, PreconditionFailed, ResourceLocked
 from django.core.management import call_command
+from django.db import connections
 from django.utils import timezone
 from kombu import Connection, Exchange, Producer
 from prometheus_client import REGISTRY
@@ -243,7 +244,14 @@ def test_a_queue_deleted_under_the_consumer_is_counted_redeclared_and_backfilled
     declare_queues()
     broker = main_broker()
     worker = PulseWorker(connect(broker), broker, threads=0)
-    thread = threading.Thread(target=worker.run, daemon=True)
+
+    def run():
+        try:
+            worker.run()
+        finally:
+            connections.close_all()  # the test database is dropped after the test
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     try:
         wait_until(lambda: worker.consumers)
