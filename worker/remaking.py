@@ -67,8 +67,8 @@ def declare(connection, broker, queue, home_key):
 
 
 def remake(connection, broker, queue, home_key):
-    """Make ``queue`` as configured, keeping its messages; returns how many moved (each counted once per
-    queue). Safe to run again after any interruption; the caller holds the lock."""
+    """Make ``queue`` as configured, keeping its messages; returns how many moved back into it. Safe to
+    run again after any interruption; the caller holds the lock."""
     holding = holding_name(queue.name)
     if not _exists(connection, holding) and _declared(connection, queue):
         return 0  # another worker finished it while this one waited for the lock
@@ -92,8 +92,8 @@ def remake(connection, broker, queue, home_key):
     moved_back = _move(connection, broker, holding, broker.own_exchange, home_key)
     channel.queue_delete(holding)
     channel.close()
-    log.warning("re-made %s: %d messages kept (%d moved back) in %.1fs", queue.name, moved_out, moved_back,
-                time.monotonic() - started)
+    log.warning("re-made %s in %.1fs: %d messages moved out, %d moved back", queue.name,
+                time.monotonic() - started, moved_out, moved_back)
     return moved_back
 
 
