@@ -136,6 +136,8 @@ PULSE_RETRY_DELAYS = pulse.retry_delays(env)
 PULSE_MAX_RETRIES = env.integer("PULSE_MAX_RETRIES", 48, minimum=1, maximum=10_000)
 # Deliveries of one message left unsettled (the worker died or could not decode it) before the broker parks it.
 PULSE_DELIVERY_LIMIT = env.integer("PULSE_DELIVERY_LIMIT", 20, minimum=1, maximum=1000)
+# Messages each of the worker's queues holds at most (the oldest give way): Pulse deletes a queue past 8,000.
+PULSE_QUEUE_MAX_LENGTH = env.integer("PULSE_QUEUE_MAX_LENGTH", 4000, minimum=1, maximum=1_000_000)
 
 # --- Taskcluster ------------------------------------------------------------
 
@@ -177,6 +179,9 @@ BACKFILL_INTERVAL = env.seconds("BACKFILL_INTERVAL", 900.0)
 # Handler threads of one consume-pulse: repositories worked on at once (worker/lanes.py).
 WORKER_THREADS = env.integer("WORKER_THREADS", 4, minimum=1, maximum=64)
 BACKFILL_LIMIT = env.integer("BACKFILL_LIMIT", 0)
+# Days a dead letter is kept once resolved (replayed), and unresolved; the worker prunes daily (prune-dead-letters).
+DEAD_LETTER_RETENTION = env.integer("DEAD_LETTER_RETENTION", 90, minimum=1, maximum=36_500)
+DEAD_LETTER_RETENTION_UNRESOLVED = env.integer("DEAD_LETTER_RETENTION_UNRESOLVED", 365, minimum=1, maximum=36_500)
 # The health check fails when the consumer loop has not beaten for this long (> VCS_TIMEOUT).
 HEARTBEAT_FILE = env.file("HEARTBEAT_FILE", VAR_DIR / "heartbeat")
 HEALTHCHECK_MAX_AGE = env.seconds("HEALTHCHECK_MAX_AGE", 1200.0, minimum=1)

@@ -23,6 +23,8 @@ class Broker:
     max_retries: int = 48
     # Deliveries of one message left unsettled before the broker parks it (and the worker dead-letters it).
     delivery_limit: int = 20
+    # Messages each worker queue holds at most: Pulse deletes a queue that grows past its limit (8,000).
+    max_length: int = 4000
     # The Taskcluster deployment whose completions arrive here, and the routes bound for them.
     task_root_url: str = "https://firefox-ci-tc.services.mozilla.com"
     task_routes: tuple[str, ...] = ("route.project.l10n.elmo.v1",)
@@ -56,6 +58,7 @@ def brokers(settings):
         retry_delays=tuple(settings.PULSE_RETRY_DELAYS),
         max_retries=settings.PULSE_MAX_RETRIES,
         delivery_limit=settings.PULSE_DELIVERY_LIMIT,
+        max_length=settings.PULSE_QUEUE_MAX_LENGTH,
         task_root_url=settings.TASKCLUSTER_ROOT_URL,
         task_routes=tuple(settings.TASKCLUSTER_ROUTES),
     )

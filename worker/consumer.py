@@ -28,7 +28,7 @@ import functools
 import logging
 import time
 
-from amqp.exceptions import AccessRefused, PreconditionFailed
+from amqp.exceptions import AccessRefused, ConsumerCancelled, PreconditionFailed
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 from django.db import connection as db_connection
@@ -101,6 +101,7 @@ class PulseWorker(ConsumerMixin):
         self.lanes = Lanes(threads, backlog_limit=max(1, broker.prefetch // 4))
         self.generation = 0  # of the channel: a job handed out on an earlier one is not settled on this one
         self.stop_requested = False
+        self.cancelled = set()  # queues whose consumer the broker cancelled (counted lost already)
 
     @property
     def should_stop(self):
@@ -151,15 +152,21 @@ class PulseWorker(ConsumerMixin):
         self.acks.forget()  # they belonged to the lost channel, whose messages are redelivered
         self.last_activity = time.monotonic()  # reconnecting is not being idle
         self.failures += 1
+        if isinstance(error, ConsumerCancelled):
+            # Not a broker failure: the queue is gone (Pulse deletes one past its limit). Declaring it
+            # again, on the next connection, subscribes again.
+            self.queue_lost(self.cancelled_queue(error), "cancelled")
+            self.sleep(1)
+            return
         if isinstance(error, AccessRefused):
             delay = RECONNECT_BACKOFF[min(self.failures, len(RECONNECT_BACKOFF)) - 1]
             log.error("broker %s refused the credentials of %s (%s); retrying in %ds", self.broker.safe_url,
                       self.broker.user, printable(error, 200), delay)
         elif isinstance(error, PreconditionFailed):
             delay = RECONNECT_BACKOFF[-1]
-            log.error("broker %s refused to declare the worker's queues as configured (%s): a queue exists with "
-                      "other arguments (was PULSE_DELIVERY_LIMIT or PULSE_QUEUE_EXPIRES changed?); delete that queue "
-                      "or restore the setting; retrying in %ds", self.broker.safe_url, printable(error, 300), delay)
+            log.error("broker %s refused to declare the worker's exchanges or queues as configured (%s): one "
+                      "exists with other arguments the worker could not re-make; retrying in %ds",
+                      self.broker.safe_url, printable(error, 300), delay)
         elif isinstance(error, self.connection_lost):
             delay = RECONNECT_BACKOFF[min(self.failures, len(RECONNECT_BACKOFF)) - 1]
             log.warning("connection to %s lost (%s: %s); reconnecting in %ds", self.broker.safe_url,
@@ -172,6 +179,35 @@ class PulseWorker(ConsumerMixin):
                       type(error).__name__, printable(error, 200), self.broker.delivery_limit)
         metrics.BROKER_FAILURES.inc()
         self.sleep(delay)
+
+    def cancelled_queue(self, error):
+        """The name of the queue whose consumer ``error`` (the broker's basic.cancel) names."""
+        tag = error.reply_text
+        for consumer in self.consumers:
+            for queue, consumer_tag in getattr(consumer, "_active_tags", {}).items():
+                if consumer_tag == tag:
+                    return queue
+        return f"the queue of consumer {tag}"
+
+    def queue_lost(self, name, how):
+        """A queue deleted behind the worker's back took its messages with it: count it, and backfill."""
+        source = next((s.name for s in self.sources if topology.queue_name(self.broker, s) == name), "unknown")
+        metrics.QUEUE_LOST.labels(source, how).inc()
+        if how == "cancelled":
+            self.cancelled.add(name)
+        backfill = self.housekeeping.backfills
+        log.error("queue %s was deleted behind the worker's back (%s; Pulse deletes a queue past its size limit): "
+                  "its messages are lost; declaring it again%s", name,
+                  "the broker cancelled its consumer" if how == "cancelled" else "missing when declared",
+                  " and backfilling every repository now" if backfill else "")
+        self.housekeeping.backfill_now()
+
+    def on_queue_missing(self, source, name):
+        """``topology.declare`` made ``name`` anew: lost, unless its cancelled consumer said so already."""
+        if name in self.cancelled:
+            self.cancelled.discard(name)
+            return
+        self.queue_lost(name, "missing")
 
     def on_connection_error(self, exc, interval):
         log.warning("broker %s unreachable (%s); retrying in %.0fs", self.broker.safe_url, printable(exc, 200),
@@ -193,7 +229,8 @@ class PulseWorker(ConsumerMixin):
             self.amqp = channel.connection
             self.settler.publishing_connection(self.connection)
         consumed = topology.available(channel.connection, self.broker, self.sources)
-        queues = topology.declare(channel, self.broker, consumed)
+        queues = topology.declare(channel, self.broker, consumed, on_lost=self.on_queue_missing)
+        self.cancelled.clear()  # declared again, whether missing or already made again by another worker
         if not self.broker.embedded:
             self.take_over_earlier_queues(channel, consumed)
         log.info("consuming %s (prefetch %d)", ", ".join(queue.name for queue in queues), prefetch)

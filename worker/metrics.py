@@ -20,6 +20,10 @@ RETRIES = Counter("l10n_worker_retries", "Messages sent to a delay queue after a
 DEAD_LETTERS = Counter("l10n_worker_dead_letters", "Messages stored as dead letters", ["exchange"])
 VCS_SECONDS = Histogram("l10n_worker_vcs_seconds", "Time spent in hg or git cloning, pulling or fetching", ["kind"],
                         buckets=(0.1, 0.5, 1, 5, 30, 120, 900))
+QUEUE_LOST = Counter(
+    "l10n_worker_queue_lost", "A source's queue deleted behind the worker's back (Pulse deletes one past its limit): "
+    "its consumer cancelled by the broker, or the queue found missing when declared", ["source", "how"],
+)
 BROKER_FAILURES = Counter("l10n_worker_broker_failures", "Connections to the broker lost, refused or abandoned")
 LAST_SUCCESS = Gauge("l10n_worker_last_success_timestamp_seconds", "When a message was last stored or skipped")
 LAST_ALIVE = Gauge("l10n_worker_last_alive_timestamp_seconds", "When the consumer loop last ran")

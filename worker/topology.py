@@ -19,6 +19,17 @@ per source:
 Queues expire when unused for PULSE_QUEUE_EXPIRES rather than being deleted
 when the worker disconnects. Queues of earlier versions (classic queues
 named ``queue/<user>/<source>``) are drained into the new ones and deleted.
+
+Pulse (PulseGuardian) deletes a queue that grows past its limit (8,000
+messages), whatever it holds. Every queue here holds at most
+PULSE_QUEUE_MAX_LENGTH; past that the oldest message gives way (drop-head)
+and is dead-lettered where the queue dead-letters: a source's queue into its
+parking queue, a delay queue back into the source's queue (early, not lost);
+the parking queue, last in line, drops its oldest. A queue deployed with other
+arguments is re-made with its messages (``remaking``). A source's queue that
+had bindings recorded but is missing when declared was deleted (or expired)
+behind the worker's back: ``declare`` says so (``on_lost``), and the worker
+backfills.
 """
 
 import logging
@@ -27,6 +38,7 @@ from amqp.exceptions import NotFound
 from django.db import DatabaseError
 from kombu import Exchange, Queue, binding
 
+from . import remaking
 from .models import QueueBinding
 from .policy import ORIGINAL_EXCHANGE_HEADER, ORIGINAL_ROUTING_KEY_HEADER
 
@@ -62,7 +74,12 @@ def parked_key(source):
 
 
 def _expiring(broker):
-    return {"x-expires": broker.queue_expires_seconds * 1000}
+    """Arguments of every queue the worker owns: unused for long, it goes; it never grows past Pulse's limit."""
+    return {
+        "x-expires": broker.queue_expires_seconds * 1000,
+        "x-max-length": broker.max_length,
+        "x-overflow": "drop-head",
+    }
 
 
 def main_queue(broker, source):
@@ -137,16 +154,37 @@ def available(connection, broker, sources):
     return found
 
 
-def declare(channel, broker, sources):
-    """Declare everything ``sources`` need, drop bindings no longer configured; returns their queues."""
+def declare(channel, broker, sources, on_lost=None):
+    """Declare everything ``sources`` need, drop bindings no longer configured; returns their queues.
+
+    Queues are declared on channels of their own (one that exists with other arguments closes its
+    channel, and is re-made). ``on_lost(source, name)`` is told of each source queue that had to be
+    made although the worker had declared it before.
+    """
     queues = [main_queue(broker, source) for source in sources]
     own_exchange(broker)(channel).declare()
     for source, queue in zip(sources, queues, strict=True):
-        queue(channel).declare()
-        for extra in (*retry_queues(broker, source), parking_queue(broker, source)):
-            extra(channel).declare()
+        owned = (queue, *retry_queues(broker, source), parking_queue(broker, source))
+        if broker.embedded:  # kombu's in-process broker, new with every process: nothing to keep or lose
+            for each in owned:
+                each(channel).declare()
+            continue
+        existed = remaking.declare(channel.connection, broker, queue, redeliver_key(source))
+        if not existed and on_lost is not None and _declared_before(queue.name):
+            on_lost(source, queue.name)
+        for extra in owned[1:]:
+            remaking.declare(channel.connection, broker, extra, extra.routing_key)
     _prune_bindings(channel, queues)
     return queues
+
+
+def _declared_before(name):
+    """Whether the worker bound ``name`` before (it records the bindings it makes)."""
+    try:
+        return QueueBinding.objects.filter(queue=name).exists()
+    except DatabaseError as error:
+        log.warning("could not check whether %s is new (database unavailable: %s)", name, error)
+        return False
 
 
 def parked_messages(channel, broker, source):
