@@ -26,7 +26,7 @@ from plumbing.errors import PermanentError, Stalled, TransientError
 
 from .. import storage
 from ..storage import clone_path, lock_key
-from .extensions import same_origin
+from .extensions import low_speed, same_origin
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,8 @@ _EXTENSIONS = Path(__file__).resolve().parent / "extensions"
 # Locks a killed hg leaves behind; Mercurial waits for them (forever, if they name another host).
 _HG_LOCKS = (Path(".hg/wlock"), Path(".hg/store/lock"))
 # What hg says when http.timeout expires: "abort: error: timed out" (connecting, or waiting for an answer),
-# "abort: error: The read operation timed out" (TLS), "abort: timed out" (in the middle of a bundle).
+# "abort: error: The read operation timed out" (TLS), "abort: timed out" (in the middle of a bundle); and
+# when our low-speed extension ends it: "abort: timed out: less than 2 bytes a second ...".
 _TIMED_OUT = re.compile(r"^abort: .*timed out\b", re.IGNORECASE)
 
 
@@ -68,6 +69,9 @@ def hg_guard_options():
         # A socket that receives nothing for this long fails the command: a server that accepts and never
         # answers costs VCS_STALL_TIMEOUT, not VCS_TIMEOUT (which bounds a whole clone that keeps receiving).
         "--config", f"http.timeout={settings.VCS_STALL_TIMEOUT:g}",
+        # ... and a server that sends a byte a second, which no socket timeout notices (curl's low-speed limit).
+        "--config", f"extensions.l10n_low_speed={_EXTENSIONS / 'low_speed.py'}",
+        "--config", f"l10n-worker.stall-seconds={settings.VCS_STALL_TIMEOUT:g}",
     ]  # fmt: skip
 
 
@@ -80,7 +84,8 @@ def run_hg(args, what):
         if same_origin.REFUSED.encode() in done.stderr:
             raise PermanentError(f"{what} failed: {done.last_error_line()}")
         if _TIMED_OUT.search(done.last_error_line()):
-            raise Stalled(f"{what} stalled: nothing received for {settings.VCS_STALL_TIMEOUT:g} s (VCS_STALL_TIMEOUT)")
+            how = ("less than 2 bytes a second" if low_speed.SAID in done.stderr else "nothing received")
+            raise Stalled(f"{what} stalled: {how} for {settings.VCS_STALL_TIMEOUT:g} s (VCS_STALL_TIMEOUT)")
         raise TransientError(f"{what} failed: {done.last_error_line()}")
     return done.stdout
 

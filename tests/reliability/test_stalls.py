@@ -36,13 +36,13 @@ def long_bounds_far_away(settings):
     settings.HTTP_TIMEOUT = 120
 
 
-def stalls(function, *args):
+def stalls(function, *args, stall=STALL):
     """Call ``function(*args)``; it must raise Stalled within the stall timeout and some slack."""
     started = time.monotonic()
     with pytest.raises(Stalled, match=r"VCS_STALL_TIMEOUT") as raised:
         function(*args)
     waited = time.monotonic() - started
-    assert STALL <= waited + 0.2 and waited < STALL + SLACK, waited
+    assert stall <= waited + 0.2 and waited < stall + SLACK, waited
     return raised.value
 
 
@@ -61,6 +61,21 @@ def test_an_hg_pull_from_a_silent_server_stalls(hgmo):
     error = stalls(hg_clone.update_clone, repo)
 
     assert f"hg pull {repo.url} stalled" in str(error)
+
+
+@pytest.mark.django_db
+def test_an_hg_pull_from_a_trickling_server_stalls(hgmo, settings):
+    # 200, then a byte a second: no read waits 3 s (http.timeout), so only the low-speed limit ends it.
+    settings.VCS_STALL_TIMEOUT = 3
+    repo = make_repository(hgmo, "l10n-central/de")
+    hgmo.commit_and_push(repo.name, {"a.ftl": b"a = 1\n"})
+    hg_clone.update_clone(repo)
+    hgmo.hang_seconds = 60
+    hgmo.set_fault("trickle", repo.name)
+
+    error = stalls(hg_clone.update_clone, repo, stall=3)
+
+    assert "less than 2 bytes a second" in str(error)
 
 
 @pytest.mark.django_db
