@@ -26,6 +26,14 @@ class TransientError(_Reason):
     give_up_after = None
 
 
+class Stalled(TransientError):
+    """Upstream sent nothing for VCS_STALL_TIMEOUT seconds: a server that accepts and never answers.
+
+    Given up long before VCS_TIMEOUT (the bound of a whole clone that keeps
+    receiving); retried with back-off like any transient failure.
+    """
+
+
 class NotUpstreamYet(TransientError):
     """Upstream does not have what a message announces yet (a mirror lags behind the push).
 

@@ -8,6 +8,10 @@
   has a deadline, and a timer shuts down, at the deadline, every connection
   the call uses: whatever read is blocked then (TLS handshake, headers,
   body) returns at once. Name resolution is the one step it cannot cut short.
+- Stalls: a server that accepts and then sends nothing is given up after
+  ``VCS_STALL_TIMEOUT`` (each connect and each read may wait that long), as
+  ``Stalled``, and not tried again within the call: waiting again would cost
+  as much. A trickle still meets the deadline.
 - Size: answers larger than the caller's limit are refused.
 - Redirects are followed here, one hop at a time, and only where the
   caller's policy (``plumbing.urls``) allows, checked before the hop is
@@ -34,7 +38,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
-from .errors import PermanentError, TransientError
+from .errors import PermanentError, Stalled, TransientError
 from .text import printable
 from .urls import mask_password
 
@@ -97,6 +101,7 @@ class Deadline:
         self.seconds = seconds
         self.at = time.monotonic() + seconds
         self.expired = False  # the deadline passed in use: what was read after this may be cut short
+        self.stall_bound = False  # the socket timeouts of the current hop are VCS_STALL_TIMEOUT, not the deadline
         self._lock = threading.Lock()
         self._sockets = []
         self._closed = False
@@ -214,13 +219,22 @@ class _DeadlineAdapter(HTTPAdapter):
         return manager
 
 
+class _Retry(Retry):
+    """urllib3's Retry, except that a connect or read that timed out (a stall) is not tried again."""
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+        if isinstance(error, urllib3.exceptions.TimeoutError):
+            raise error
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
 def http_session():
     """A requests session that retries idempotent requests a little, then gives up.
 
     A Retry-After header is not obeyed: a server must not make us wait past the deadline.
     """
     session = requests.Session()
-    retry = Retry(total=2, backoff_factor=0.2, status_forcelist=(502, 503, 504), allowed_methods=("GET",),
+    retry = _Retry(total=2, backoff_factor=0.2, status_forcelist=(502, 503, 504), allowed_methods=("GET",),
                   respect_retry_after_header=False)
     adapter = _DeadlineAdapter(max_retries=retry, pool_maxsize=4)
     session.mount("http://", adapter)
@@ -262,7 +276,9 @@ def _fetch(session, url, params, limit, permanent_statuses, redirects, deadline)
         raise PermanentError(f"GET {printable(url, 200)}: not a valid URL") from None
     for _ in range(MAX_REDIRECTS + 1):
         deadline.check()
-        timeout = deadline.remaining()
+        remaining = deadline.remaining()
+        deadline.stall_bound = settings.VCS_STALL_TIMEOUT < remaining
+        timeout = min(remaining, settings.VCS_STALL_TIMEOUT)
         response = session.get(url, timeout=(timeout, timeout), stream=True, allow_redirects=False)
         with response:
             if response.is_redirect:
@@ -289,7 +305,12 @@ def get_bytes(session, url, params=None, limit=MAX_ANSWER_BYTES, permanent_statu
         try:
             url, body = _fetch(session, url, params, limit, permanent_statuses, redirects, deadline)
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, _DeadlinePassed) as error:
-            if deadline.expired or isinstance(error, _DeadlinePassed):
+            timed_out = _timed_out(error)
+            if timed_out and deadline.stall_bound:
+                raise Stalled(f"GET {url}: stalled, nothing received for {settings.VCS_STALL_TIMEOUT:g} s "
+                              "(VCS_STALL_TIMEOUT)") from None
+            # A socket timeout that was the deadline's may come a moment before the watchdog marks it expired.
+            if deadline.expired or timed_out or isinstance(error, _DeadlinePassed):
                 raise TransientError(_too_long(url, deadline)) from None
             if isinstance(error, requests.exceptions.RetryError):
                 raise TransientError(f"GET {url}: server kept failing ({error})") from None
@@ -299,6 +320,13 @@ def get_bytes(session, url, params=None, limit=MAX_ANSWER_BYTES, permanent_statu
     if len(body) > limit:
         raise PermanentError(f"GET {url}: answer larger than {limit} bytes")
     return body
+
+
+def _timed_out(error):
+    """Whether ``error`` is a socket timeout (connecting or reading), however requests or urllib3 wrapped it."""
+    if isinstance(error, requests.exceptions.ConnectionError) and error.args:
+        error = getattr(error.args[0], "reason", error.args[0])  # requests' wrapping of urllib3's MaxRetryError
+    return isinstance(error, (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError, TimeoutError))
 
 
 def _too_long(url, deadline):

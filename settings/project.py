@@ -163,6 +163,10 @@ VCS_TIMEOUT = env.seconds("VCS_TIMEOUT", None, minimum=1)
 _HG_TIMEOUT = env.seconds("HG_TIMEOUT", None, minimum=1)
 if VCS_TIMEOUT is None:
     VCS_TIMEOUT = 900.0 if _HG_TIMEOUT is None else _HG_TIMEOUT
+# Seconds without a byte from upstream after which a clone, pull, fetch or HTTP request is given up as
+# stalled (a transient failure): a hanging server costs this, not VCS_TIMEOUT, which stays for a first
+# clone of a big repository that keeps sending.
+VCS_STALL_TIMEOUT = env.seconds("VCS_STALL_TIMEOUT", 60.0, minimum=1)
 # Pushes per json-pushes request.
 PUSHLOG_PAGE_SIZE = env.integer("PUSHLOG_PAGE_SIZE", 1000, minimum=1, maximum=100_000)
 # Bytes of one localization file a computed comparison reads; a bigger one is a parse error of its locale.

@@ -83,6 +83,8 @@ BAD_VALUES = {
                      ("inf", {}, "HTTP_TIMEOUT must be a number of seconds"),
                      ("0", {}, "HTTP_TIMEOUT must be at least 0.1")],
     "VCS_TIMEOUT": [("0", {}, "VCS_TIMEOUT must be at least 1")],
+    "VCS_STALL_TIMEOUT": [("0.5", {}, "VCS_STALL_TIMEOUT must be at least 1"),
+                          ("a minute", {}, "VCS_STALL_TIMEOUT must be a number of seconds")],
     "HG_TIMEOUT": [("0", {}, "HG_TIMEOUT must be at least 1")],
     "PUSHLOG_PAGE_SIZE": [("0", {}, "PUSHLOG_PAGE_SIZE must be at least 1")],
     "COMPARE_MAX_FILE_BYTES": [("0", {}, "COMPARE_MAX_FILE_BYTES must be at least 1")],

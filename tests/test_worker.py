@@ -330,3 +330,52 @@ def test_an_upstream_exchange_the_broker_lacks_disables_only_its_source(hgmo, br
     assert Push.objects.filter(repository=repo).count() == 1
     assert "upstream exchange exchange/github-webhooks/v1 does not exist" in caplog.text
     assert "source github-webhooks is not consumed" in caplog.text
+
+
+# --- the handler threads: a slow job does not shrink the pool (worker/lanes.py) ---------------
+
+
+def test_a_slow_job_gets_a_thread_standing_in_for_it_and_the_surplus_ends_after(monkeypatch):
+    import threading
+
+    from worker import lanes
+
+    monkeypatch.setattr(lanes, "SLOW_JOB_SECONDS", 0.3)
+    monkeypatch.setattr(lanes, "IDLE_CHECK_SECONDS", 0.1)
+    pool = lanes.Lanes(threads=1, backlog_limit=5)
+    hanging = threading.Event()
+    pool.submit("hg:hanging", "hang", lambda: hanging.wait(30) and "released")
+    pool.submit("hg:good", "good", lambda: "stored")
+
+    finished = []
+    wait_until(lambda: finished.extend(pool.collect()) or finished, timeout=10, interval=0.05)
+
+    # The one configured thread is held by the hanging job; the good one ran on a thread standing in for it.
+    assert finished == [("good", "stored", None)]
+    assert len(pool.workers) == 2
+    hanging.set()
+    wait_until(lambda: finished.extend(pool.collect()) or len(finished) == 2, timeout=10, interval=0.05)
+    assert finished[1] == ("hang", "released", None)
+    wait_until(lambda: len(pool.workers) == 1, timeout=10)  # the surplus thread ends once idle
+    pool.submit("hg:good", "again", lambda: "stored")
+    wait_until(lambda: finished.extend(pool.collect()) or len(finished) == 3, timeout=10, interval=0.05)
+    assert finished[2] == ("again", "stored", None)
+
+
+def test_no_thread_stands_in_beyond_the_extra_allowed(monkeypatch):
+    import threading
+
+    from worker import lanes
+
+    monkeypatch.setattr(lanes, "SLOW_JOB_SECONDS", 0.1)
+    pool = lanes.Lanes(threads=1, backlog_limit=5, extra_threads=0)  # SQLite: one writer at a time
+    hanging = threading.Event()
+    pool.submit("hg:hanging", "hang", lambda: hanging.wait(30))
+    pool.submit("hg:good", "good", lambda: "stored")
+    time.sleep(0.5)
+
+    assert pool.collect() == [] and len(pool.workers) == 1  # the good job waits for the only thread
+    hanging.set()
+    finished = []
+    wait_until(lambda: finished.extend(pool.collect()) or len(finished) == 2, timeout=10, interval=0.05)
+    assert [token for token, _, _ in finished] == ["hang", "good"]

@@ -98,7 +98,9 @@ class PulseWorker(ConsumerMixin):
             threads = 0 if broker.embedded else settings.WORKER_THREADS
             if db_connection.vendor == "sqlite":
                 threads = min(threads, 1)  # one writer at a time: parallel handlers would only retry locks
-        self.lanes = Lanes(threads, backlog_limit=max(1, broker.prefetch // 4))
+        # A thread stands in for each slow job (worker/lanes.py), except on SQLite (one writer at a time).
+        self.lanes = Lanes(threads, backlog_limit=max(1, broker.prefetch // 4),
+                           extra_threads=0 if db_connection.vendor == "sqlite" else None)
         self.generation = 0  # of the channel: a job handed out on an earlier one is not settled on this one
         self.stop_requested = False
         self.cancelled = set()  # queues whose consumer the broker cancelled (counted lost already)

@@ -16,6 +16,12 @@ make one slow upstream cost the others nothing:
   prefetch): past it, a message for that repository goes to a delay queue
   without touching upstream and without counting as a retry, so a hanging
   repository can never hold the whole prefetch window unacked.
+- **A slow job does not shrink the pool.** A job running longer than
+  ``SLOW_JOB_SECONDS`` (far longer than a push takes; a server that hangs or
+  trickles holds its job for VCS_STALL_TIMEOUT, HTTP_TIMEOUT or more) stops
+  counting against ``WORKER_THREADS``: one more thread is started, so the
+  other repositories keep ``WORKER_THREADS`` threads. At most as many extra
+  threads as ``WORKER_THREADS``; a surplus thread ends once idle.
 - **Back-off is honoured for messages too**: a handler asked to work on a
   repository that is backing off (its SyncState says so) defers the message
   to the delay queues without fetching anything (``life.sync.backing_off``).
@@ -34,8 +40,14 @@ always handled messages side by side.
 import collections
 import queue
 import threading
+import time
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
+
+# A job running longer than this no longer counts against the pool: a thread is added for the others.
+SLOW_JOB_SECONDS = 5.0
+# How often an idle thread checks whether it is surplus (more threads than the pool needs now).
+IDLE_CHECK_SECONDS = 1.0
 
 
 class Lanes:
@@ -45,15 +57,18 @@ class Lanes:
     own uncommitted transaction, which no other thread's connection can see).
     """
 
-    def __init__(self, threads, backlog_limit):
+    def __init__(self, threads, backlog_limit, extra_threads=None):
         self.threads = threads
+        # Threads that may stand in for slow jobs (default: as many as ``threads``).
+        self.extra_threads = threads if extra_threads is None else extra_threads
         self.backlog_limit = max(1, backlog_limit)
         self.waiting = collections.OrderedDict()  # lane -> deque of jobs not started, in arrival order
         self.running = set()  # lanes with a job in a thread
         self.ready = queue.Queue()  # lanes whose next job may start
         self.finished = queue.Queue()  # (token, outcome or None, exception or None)
         self.lock = threading.Lock()
-        self.workers = []
+        self.workers = set()  # the threads alive
+        self.job_started = {}  # thread -> when its current job started (monotonic)
         self.in_flight = 0  # jobs submitted and not yet collected
 
     def full(self, lane):
@@ -78,7 +93,10 @@ class Lanes:
                 self.ready.put(lane)
 
     def collect(self):
-        """The finished jobs since the last call: [(token, outcome, exception)], never waiting."""
+        """The finished jobs since the last call: [(token, outcome, exception)], never waiting. (Called
+        often: it also starts a thread for each job that turned slow.)"""
+        if self.threads:
+            self._start_threads()
         done = []
         while True:
             try:
@@ -96,23 +114,41 @@ class Lanes:
             return
         self.finished.put(item)
 
+    def _wanted(self, now):
+        """Threads the pool needs now: ``threads``, plus one for each slow job (at most ``extra_threads`` more)."""
+        slow = sum(1 for started in self.job_started.values() if now - started >= SLOW_JOB_SECONDS)
+        return self.threads + min(slow, self.extra_threads)
+
     def _start_threads(self):
-        while len(self.workers) < self.threads:
-            thread = threading.Thread(target=self._work, name=f"handler-{len(self.workers)}", daemon=True)
-            thread.start()
-            self.workers.append(thread)
+        with self.lock:
+            missing = self._wanted(time.monotonic()) - len(self.workers)
+            for _ in range(missing):
+                thread = threading.Thread(target=self._work, name="handler", daemon=True)
+                self.workers.add(thread)
+                thread.start()
 
     def _work(self):
+        me = threading.current_thread()
         while True:
-            lane = self.ready.get()
+            try:
+                lane = self.ready.get(timeout=IDLE_CHECK_SECONDS)
+            except queue.Empty:
+                with self.lock:
+                    if len(self.workers) > self._wanted(time.monotonic()):
+                        self.workers.discard(me)  # surplus: the slow job it stood in for has ended
+                        break
+                continue
             with self.lock:
                 token, job = self.waiting[lane].popleft()
+                self.job_started[me] = time.monotonic()
             try:
                 outcome, error = job(), None
             except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread, which decides
                 outcome, error = None, exc
             finally:
                 close_old_connections()  # a connection a failure left broken is not reused
+            with self.lock:
+                del self.job_started[me]
             self.finished.put((token, outcome, error))
             with self.lock:
                 if self.waiting[lane]:
@@ -120,3 +156,4 @@ class Lanes:
                 else:
                     del self.waiting[lane]
                     self.running.discard(lane)
+        connections.close_all()  # this thread's own database connections

@@ -13,6 +13,7 @@ message says is ever fetched.
 """
 
 import logging
+import math
 import os
 import re
 import shutil
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from plumbing import processes
-from plumbing.errors import PermanentError, TransientError
+from plumbing.errors import PermanentError, Stalled, TransientError
 
 from .. import storage
 from .remote import remote_url
@@ -49,6 +50,7 @@ _DIES_WITH_PARENT = ("setpriv", "--pdeathsig", "KILL", "--") if shutil.which("se
 # started it; a collection still runs (in the foreground) when a fetch finds too many loose objects.
 _CLONE_CONFIG = {"gc.autoDetach": "false", "maintenance.autoDetach": "false"}
 _REMOTE_REF_MISSING = "couldn't find remote ref"
+_STALLED = b"Operation too slow"  # curl's words when the low-speed limit is hit
 _REDIRECTED = re.compile(r"returned error: 30[12378]\b")
 _BRANCH_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{")
 
@@ -83,9 +85,16 @@ def git_environment():
     return dict(os.environ, **_ENVIRONMENT)
 
 
+def stall_options():
+    """A transfer that gets less than a byte a second for VCS_STALL_TIMEOUT is abandoned (curl's low-speed
+    limit), long before VCS_TIMEOUT: a server that accepts and never answers costs that, not a whole clone's
+    bound."""
+    return ("-c", "http.lowSpeedLimit=1", "-c", f"http.lowSpeedTime={math.ceil(settings.VCS_STALL_TIMEOUT)}")
+
+
 def git_command(directory, args):
     """The command line of git ``args`` on the repository ``directory`` (None: no repository yet)."""
-    git = [*_DIES_WITH_PARENT, "git", *_SAFE_CONFIG]
+    git = [*_DIES_WITH_PARENT, "git", *_SAFE_CONFIG, *stall_options()]
     return [*git, f"--git-dir={directory}", *args] if directory else [*git, *args]
 
 
@@ -95,6 +104,9 @@ def run_git(directory, args, what, input=None):
     done = processes.run(command, env=git_environment(), timeout=settings.VCS_TIMEOUT, what=what, input=input)
     if done.returncode != 0:
         reason = done.last_error_line()
+        if _STALLED in done.stderr:  # not always the last line ("RPC failed; curl 28 Operation too slow")
+            raise Stalled(f"{what} stalled: less than a byte a second for {settings.VCS_STALL_TIMEOUT:g} s "
+                          "(VCS_STALL_TIMEOUT)")
         if _REDIRECTED.search(reason):
             raise PermanentError(f"{what} failed: {reason}: a redirect, which git does not follow here (if the "
                                  "repository moved, track it by its new URL)")

@@ -14,6 +14,7 @@ one where web heads read it, and a repository's directory is never removed
 
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -21,11 +22,11 @@ from pathlib import Path
 from django.conf import settings
 
 from plumbing import processes
-from plumbing.errors import PermanentError, TransientError
+from plumbing.errors import PermanentError, Stalled, TransientError
 
 from .. import storage
 from ..storage import clone_path, lock_key
-from .extensions import same_origin
+from .extensions import low_speed, same_origin
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,10 @@ META = ".hg"
 _EXTENSIONS = Path(__file__).resolve().parent / "extensions"
 # Locks a killed hg leaves behind; Mercurial waits for them (forever, if they name another host).
 _HG_LOCKS = (Path(".hg/wlock"), Path(".hg/store/lock"))
+# What hg says when http.timeout expires: "abort: error: timed out" (connecting, or waiting for an answer),
+# "abort: error: The read operation timed out" (TLS), "abort: timed out" (in the middle of a bundle); and
+# when our low-speed extension ends it: "abort: timed out: less than 2 bytes a second ...".
+_TIMED_OUT = re.compile(r"^abort: .*timed out\b", re.IGNORECASE)
 
 
 def hg_executable():
@@ -61,6 +66,12 @@ def hg_guard_options():
         "--config", f"extensions.l10n_dies_with_parent={_EXTENSIONS / 'dies_with_parent.py'}",
         "--config", f"l10n-worker.parent-pid={os.getpid()}",
         "--config", "ui.clonebundles=false",
+        # A socket that receives nothing for this long fails the command: a server that accepts and never
+        # answers costs VCS_STALL_TIMEOUT, not VCS_TIMEOUT (which bounds a whole clone that keeps receiving).
+        "--config", f"http.timeout={settings.VCS_STALL_TIMEOUT:g}",
+        # ... and a server that sends a byte a second, which no socket timeout notices (curl's low-speed limit).
+        "--config", f"extensions.l10n_low_speed={_EXTENSIONS / 'low_speed.py'}",
+        "--config", f"l10n-worker.stall-seconds={settings.VCS_STALL_TIMEOUT:g}",
     ]  # fmt: skip
 
 
@@ -72,6 +83,9 @@ def run_hg(args, what):
     if done.returncode != 0:
         if same_origin.REFUSED.encode() in done.stderr:
             raise PermanentError(f"{what} failed: {done.last_error_line()}")
+        if _TIMED_OUT.search(done.last_error_line()):
+            how = ("less than 2 bytes a second" if low_speed.SAID in done.stderr else "nothing received")
+            raise Stalled(f"{what} stalled: {how} for {settings.VCS_STALL_TIMEOUT:g} s (VCS_STALL_TIMEOUT)")
         raise TransientError(f"{what} failed: {done.last_error_line()}")
     return done.stdout
 
