@@ -223,7 +223,7 @@ class _Retry(Retry):
     """urllib3's Retry, except that a connect or read that timed out (a stall) is not tried again."""
 
     def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
-        if isinstance(error, urllib3.exceptions.TimeoutError):
+        if _is_socket_timeout(error):
             raise error
         return super().increment(method, url, response, error, _pool, _stacktrace)
 
@@ -326,7 +326,13 @@ def _timed_out(error):
     """Whether ``error`` is a socket timeout (connecting or reading), however requests or urllib3 wrapped it."""
     if isinstance(error, requests.exceptions.ConnectionError) and error.args:
         error = getattr(error.args[0], "reason", error.args[0])  # requests' wrapping of urllib3's MaxRetryError
-    return isinstance(error, (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError, TimeoutError))
+    return isinstance(error, requests.exceptions.Timeout) or _is_socket_timeout(error)
+
+
+def _is_socket_timeout(error):
+    # urllib3's NewConnectionError (refused, unreachable) is a ConnectTimeoutError by inheritance only.
+    return (isinstance(error, (urllib3.exceptions.TimeoutError, TimeoutError))
+            and not isinstance(error, urllib3.exceptions.NewConnectionError))
 
 
 def _too_long(url, deadline):
