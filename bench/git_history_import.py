@@ -17,6 +17,10 @@ For each profile and each database (PostgreSQL and MariaDB by default), in the s
 Figures are prefixed with ``<profile>_<database>_``; ``<profile>_ratio`` is that profile's worst
 ratio over the databases (target <= 1.3), and the unprefixed ``ratio``, last, the worst of all.
 
+Per profile, a partial clone measured beside it (figures only, the worker keeps full clones): the
+baseline again with ``git clone --filter=blob:none`` (commits and trees, no blob), its share of the
+full baseline's time (``<profile>_partial_share``) and both clones' sizes.
+
 Usage: .venv/bin/python bench/git_history_import.py [--profile firefox|monorepo]
        [--databases URL,URL] [--rounds N] [--commits N (overrides the profiles' sizes)]
 (A scratch copy of each named database is created and dropped.)
@@ -51,14 +55,28 @@ def timed(command):
     return time.perf_counter() - started
 
 
-def baseline(url, scratch):
+def baseline(url, scratch, *clone_options):
+    """Seconds of ``git clone --bare`` plus one ``git log --name-only``, and the clone's size in MB."""
     clone = scratch / "baseline"
     shutil.rmtree(clone, ignore_errors=True)
-    seconds = timed(["git", "clone", "--quiet", "--bare", url, str(clone)])
-    seconds += timed(["git", "--git-dir", str(clone), "log", "--format=%H %P", "--name-only",
+    seconds = timed(["git", "clone", "--quiet", "--bare", *clone_options, url, str(clone)])
+    # --no-renames: rename detection would read blobs, which a clone without them fetches one by one.
+    seconds += timed(["git", "--git-dir", str(clone), "log", "--format=%H %P", "--name-only", "--no-renames",
                       "--diff-merges=first-parent", "main"])
+    size = sum(path.stat().st_size for path in clone.rglob("*") if path.is_file()) / 1e6
     shutil.rmtree(clone, ignore_errors=True)
-    return seconds
+    return seconds, size
+
+
+def partial_clone(github, name, url, scratch):
+    """The same baseline with a clone of commits and trees only (``--filter=blob:none``), which the
+    history needs; figures only: the worker keeps full clones (see the README)."""
+    subprocess.run(["git", "--git-dir", str(github.git_dir(name)), "config", "uploadpack.allowFilter", "true"],
+                   check=True)
+    full_seconds, full_mb = baseline(url, scratch)
+    partial_seconds, partial_mb = baseline(url, scratch, "--filter=blob:none")
+    return {"baseline_seconds": full_seconds, "clone_mb": full_mb, "partial_baseline_seconds": partial_seconds,
+            "partial_clone_mb": partial_mb, "partial_share": partial_seconds / full_seconds}
 
 
 def import_in_child(url, database_url, scratch, commits):
@@ -155,7 +173,7 @@ def main():
             for database_url in args.databases.split(","):
                 rounds = []
                 for _ in range(args.rounds):
-                    base = baseline(url, scratch)
+                    base, _ = baseline(url, scratch)
                     run = import_in_child(url, database_url, scratch, commits)
                     rounds.append((base, run))
                     print(f"# {profile} {run['vendor']}: baseline {base:.2f}s, import {run['seconds']:.2f}s",
@@ -173,6 +191,8 @@ def main():
                     f"{prefix}ratio": ratio,
                 })
                 ratios[profile] = max(ratios.get(profile, 0.0), ratio)
+            for figure, value in partial_clone(github, name, url, scratch).items():
+                figures[f"{profile}_{figure}"] = value
             shutil.rmtree(github.git_dir(name), ignore_errors=True)
     for profile, ratio in ratios.items():
         figures[f"{profile}_ratio"] = ratio
