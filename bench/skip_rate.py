@@ -74,6 +74,9 @@ def main():
         # The worker logs a line per message, as in production; to a file here.
         logging.getLogger().handlers[:] = [logging.FileHandler(Path(tmp) / "worker.log")]
         settings.PULSE_URL, settings.PULSE_USER, settings.PULSE_PREFETCH = url, user_of(url), 20
+        # Every message is published before the drain starts: the queue's bound (drop-head, for a
+        # consumer that falls behind) must hold them all, or the oldest give way before being counted.
+        settings.PULSE_QUEUE_MAX_LENGTH = max(settings.PULSE_QUEUE_MAX_LENGTH, args.messages)
         broker = brokers(settings)[0]
         with Connection(url) as conn:
             topology.declare(conn.default_channel, broker, sources(broker, KnownRepositories(ttl=0)))
