@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from django.db import connection
 from django.db.models import Exists, OuterRef
 
-from plumbing.bulk import chunk_size, chunked, insert_rows
+from plumbing.bulk import append_rows, chunk_size, chunked, insert_rows
 
 from .completeness import StoredPush
 from .models import NULL_REVISION, Branch, Changeset, File, Push, Repository, text_digest
@@ -102,6 +102,8 @@ def store_changesets(records):
         known = changeset_rows([*by_revision, *parent_revisions])
 
     new = [r for r in by_revision.values() if r.revision not in known]
+    # The rows this call inserted: no other transaction can see them yet, so none can have links.
+    created_here = set()
     if new or parent_revisions - known.keys():
         branches = branch_ids({record.branch for record in new})
         # In DAG order: changeset ids follow history, as readers may expect.
@@ -117,8 +119,8 @@ def store_changesets(records):
         # say what it inserted.
         known.update(changeset_rows([row[0] for row in rows if row[0] not in known]))
         if inserted is not None:
-            created_now = {revision for revision, _ in inserted}
-            new = [r for r in new if r.revision in created_now]
+            created_here = {revision for revision, _ in inserted}
+            new = [r for r in new if r.revision in created_here]
 
     # Placeholders found, or created meanwhile by a comparison, get their data now.
     to_fill = [r for r in by_revision.values() if known[r.revision][1]]
@@ -142,16 +144,14 @@ def store_changesets(records):
     written = new + to_fill
     paths = file_ids(path for record in written for path in record.files)
     ids = {revision: pk for revision, (pk, _) in known.items()}
-    insert_rows(
-        Changeset.files.through,
-        ["changeset", "file"],
-        [(ids[r.revision], paths[path]) for r in written for path in dict.fromkeys(r.files)],
-    )
-    insert_rows(
-        Changeset.parents.through,
-        ["from_changeset", "to_changeset"],
-        [(ids[r.revision], ids[p]) for r in written for p in r.parents],
-    )
+    # The links of rows created here are appended (COPY on PostgreSQL: an import's most rows); a filled
+    # placeholder's go through the conflict-ignoring insert, as another worker may be filling it too.
+    for add, records in ((append_rows, [r for r in written if r.revision in created_here]),
+                         (insert_rows, [r for r in written if r.revision not in created_here])):
+        add(Changeset.files.through, ["changeset", "file"],
+            [(ids[r.revision], paths[path]) for r in records for path in dict.fromkeys(r.files)])
+        add(Changeset.parents.through, ["from_changeset", "to_changeset"],
+            [(ids[r.revision], ids[p]) for r in records for p in dict.fromkeys(r.parents)])
     created = sum(1 for r in new if not known[r.revision][1])
     return StoredChangesets(ids=ids, created=created, filled=len(to_fill))
 

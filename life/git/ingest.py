@@ -38,7 +38,7 @@ from django.db import transaction
 from django.utils import timezone as django_timezone
 
 from plumbing.background import read_ahead
-from plumbing.bulk import CHUNK, chunk_size, chunked, insert_rows
+from plumbing.bulk import CHUNK, append_rows, chunk_size, chunked
 from plumbing.errors import PermanentError
 
 from .. import signals, storage, store, sync
@@ -188,8 +188,9 @@ def _store_up_to(repository, directory, step, progress=None):
 def _store_push(repository, push_id, step, changeset_ids):
     push = Push.objects.create(repository=repository, push_id=push_id, user=step.user, push_date=step.date)
     # A few batches' worth of links at a time: an import of the whole history links every commit here.
+    # The push is new in this transaction: its links are appended, with nothing to collide with.
     for chunk in chunked(changeset_ids, LINKS_AT_ONCE):
-        insert_rows(Push.changesets.through, ["push", "changeset"], [(push.pk, pk) for pk in chunk])
+        append_rows(Push.changesets.through, ["push", "changeset"], [(push.pk, pk) for pk in chunk])
         store.link_repository(repository, chunk)
 
 
