@@ -4,8 +4,9 @@ hg.mozilla.org announces every push of every repository; almost all of them
 are for repositories this worker does not track, so skipping must be cheap.
 Publishes N changegroup messages for unknown repositories to the local
 RabbitMQ, drained by a bare kombu consumer that only acks each message (the
-baseline), then again by the worker (parse, known-repository check, log
-line, metrics, ack); both with the same prefetch. The pair is measured
+baseline), then again by the worker (the routing key checked against the
+known repositories and forests, the body unread, metrics, the shared ack, a
+summary log line a minute); both with the same prefetch. The pair is measured
 --rounds times, alternating, because a shared machine's broker speed drifts;
 the median of the per-round ratios is the figure.
 

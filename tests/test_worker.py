@@ -1,5 +1,6 @@
 """consume-pulse against the real RabbitMQ, the real database and the simulated hg.mozilla.org."""
 
+import logging
 import signal
 import subprocess
 import time
@@ -14,7 +15,7 @@ from life.models import Changeset, Forest, Push, Repository
 from simulated import pulse
 from simulated.harness import WorkerProcess, declare_queues, queue_depth, run_worker, wait_until
 from worker.config import brokers
-from worker.consumer import DEFERRED_ACK_DELAY, PulseWorker, connect
+from worker.consumer import DEFERRED_ACK_DELAY, PulseWorker, SkipSummary, connect
 from worker.hgmo import KnownRepositories
 from worker.models import DeadLetter
 
@@ -77,6 +78,45 @@ def test_unknown_repository_obsolete_and_unknown_type_store_nothing(hgmo, broker
     assert Changeset.objects.count() == 1
     assert not DeadLetter.objects.exists()
     assert queue_depth(broker_url, "hgmo") == 0
+
+
+@pytest.mark.django_db
+def test_a_repository_not_tracked_is_skipped_by_its_routing_key_whatever_its_body(hgmo, broker_url, worker_env):
+    """Most of what hg.mozilla.org announces is for repositories nobody tracks: skipped unread, so a
+    body that would not parse costs nothing and stores nothing; ours, or one under a known forest
+    (``newrepo.1`` may add it), is read as ever."""
+    repo = make_repository(hgmo, "l10n-central/de")
+    Forest.objects.create(name="l10n-central", url=hgmo.url + "l10n-central/")
+    declare_queues()
+    publish(broker_url, "try", b"{not json")
+    publish(broker_url, "integration/autoland", b"\xff\xfe")
+    publish(broker_url, repo.name, b"{not json")
+    publish(broker_url, "l10n-central/it", b"{not json")
+    hgmo.stop()  # nothing here may contact hg
+
+    worker = run_worker(max_messages=4)
+
+    assert worker.handled == 4
+    assert sorted(DeadLetter.objects.values_list("routing_key", flat=True)) == ["l10n-central/de", "l10n-central/it"]
+    assert not Push.objects.exists()
+    assert queue_depth(broker_url, "hgmo") == 0
+
+
+def test_skipped_unread_deliveries_are_summed_up_once_an_interval(caplog):
+    now = [0.0]
+    summary = SkipSummary(interval=60, clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="worker"):
+        for second in range(0, 120, 2):  # one skip every 2 s for two minutes
+            now[0] = float(second)
+            summary.add()
+        now[0] = 130.0
+        summary.flush_if_due()  # 59 s since the last line: not yet
+        summary.flush()  # the consumer stops: what is left is logged
+        summary.flush()  # nothing left: no line
+    assert [record.getMessage() for record in caplog.records] == [
+        "skipped 31 messages for repositories not tracked, in the last 60s",  # 0 s to 60 s
+        "skipped 29 messages for repositories not tracked, in the last 70s",  # 62 s to 118 s
+    ]
 
 
 @pytest.mark.django_db
@@ -187,9 +227,10 @@ def publish_unknown_pushes(broker_url, count):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_skipped_messages_are_acked_once_the_queue_is_quiet(broker_url, worker_env, tmp_path):
+def test_skipped_messages_are_acked_once_the_queue_is_quiet(broker_url, worker_env, tmp_path, monkeypatch):
     """Skipped messages are acked together, late; a worker that dies after the queue went quiet
     must not get them back (acks wait at most DEFERRED_ACK_DELAY plus one idle poll of 1 s)."""
+    monkeypatch.setenv("LOG_LEVEL", "DEBUG")  # a line per skipped message
     declare_queues()
     publish_unknown_pushes(broker_url, 5)
     worker = WorkerProcess("--idle-exit", "60", log_path=tmp_path / "worker.log")
@@ -201,7 +242,8 @@ def test_skipped_messages_are_acked_once_the_queue_is_quiet(broker_url, worker_e
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_stored_message_acks_the_skipped_ones_before_it(hgmo, broker_url, worker_env, tmp_path):
+def test_a_stored_message_acks_the_skipped_ones_before_it(hgmo, broker_url, worker_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("LOG_LEVEL", "DEBUG")  # a line per skipped message
     repo = make_repository(hgmo, "l10n-central/de")
     hgmo.commit_and_push(repo.name, {"a": b"1"})
     declare_queues()

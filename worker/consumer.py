@@ -49,6 +49,55 @@ from .sources import sources
 
 log = logging.getLogger("worker")
 
+SKIPPED_UNREAD = "unknown repository (body not read)"
+# Seconds between the lines that sum up the deliveries skipped unread.
+SKIP_SUMMARY_INTERVAL = 60.0
+
+
+class SkipSummary:
+    """Deliveries skipped unread (repositories not tracked: most of what hg.mozilla.org announces),
+    logged as one line per interval; their own lines are DEBUG, and the metrics count every one."""
+
+    def __init__(self, interval=SKIP_SUMMARY_INTERVAL, clock=time.monotonic):
+        self.interval, self.clock = interval, clock
+        self.count, self.since = 0, clock()
+
+    def add(self):
+        self.count += 1
+        self.flush_if_due()
+
+    def flush_if_due(self):
+        if self.count and self.clock() - self.since >= self.interval:
+            self.flush()
+
+    def flush(self):
+        if self.count:
+            seconds = self.clock() - self.since
+            log.info("skipped %d messages for repositories not tracked, in the last %.0fs", self.count, seconds,
+                     extra={"event": {"skipped_unread": self.count, "seconds": round(seconds, 1)}})
+        self.count, self.since = 0, self.clock()
+
+
+def log_outcome(exchange, routing_key, outcome, duration, settled_as=None, level=logging.INFO):
+    """The one line each delivery gets, also as a structured ``event``."""
+    event = {
+        "exchange": exchange,
+        "routing_key": routing_key[:200],
+        "type": outcome.kind,
+        "subject": outcome.subject[:200],
+        "outcome": settled_as or str(outcome.status),
+        "duration": round(duration, 3),
+        "detail": outcome.detail,
+    }
+    log.log(
+        level,
+        "%(exchange)s %(routing_key)s type=%(type)s subject=%(subject)s outcome=%(outcome)s "
+        "duration=%(duration).3fs %(detail)s",
+        event,
+        extra={"event": event},
+    )
+
+
 # After a frame the client could not decode, one delivery at a time for this long: the broker
 # counts a return against every unsettled delivery, and only the bad one should reach its limit.
 ONE_AT_A_TIME_SECONDS = 60
@@ -76,6 +125,7 @@ class PulseWorker(ConsumerMixin):
         self.idle_exit = idle_exit
         self.sources = sources(broker, KnownRepositories(settings.KNOWN_REPOSITORIES_TTL))
         self.handled = 0
+        self.skip_summary = SkipSummary()
         self.last_activity = time.monotonic()
         self.failures = 0  # connections lost in a row
         self.failure = None  # what ended the current connection
@@ -257,6 +307,7 @@ class PulseWorker(ConsumerMixin):
 
     def on_consume_end(self, connection, channel):
         self.acks.flush()
+        self.skip_summary.flush()
         self.settler.close()
 
     def on_decode_error(self, message, exc):
@@ -269,6 +320,7 @@ class PulseWorker(ConsumerMixin):
     def on_iteration(self):
         self.settle_finished_jobs()
         self.housekeeping.tick()
+        self.skip_summary.flush_if_due()
         if self.one_at_a_time_until and time.monotonic() >= self.one_at_a_time_until:
             self.one_at_a_time_until = 0.0
             for consumer in self.consumers:
@@ -300,6 +352,8 @@ class PulseWorker(ConsumerMixin):
         self.acks.delivered(message)
         if self.stop_requested:
             return  # not taken: it goes back to the queue when the connection closes
+        if source.skips_unread is not None and self.skip_unread(source, message, started):
+            return
         delivery = self.delivery(message)
         attempt = policy.attempt(delivery.headers, time.time())
         refused = policy.refusal(delivery, self.broker.delivery_limit)
@@ -340,6 +394,40 @@ class PulseWorker(ConsumerMixin):
                                   kind=parsed.kind, subject=parsed.subject)
             self.finish(source, message, delivery, attempt, outcome, started)
 
+    def skip_unread(self, source, message, started):
+        """Skip a delivery for a repository this worker does not track, known by its routing key alone
+        (no body decoded: a malformed one is skipped too, as nothing of ours is at stake), its line
+        DEBUG and summed up once a minute (``SkipSummary``). Returns False, touching nothing, when the
+        delivery must be read (a retry copy, a repository we track or may add, a routing key refused
+        with its reason, a database that cannot say)."""
+        info = message.delivery_info
+        routing_key = info.get("routing_key")
+        if info.get("exchange") != source.exchange:
+            return False
+        try:
+            if not source.skips_unread(routing_key):
+                return False
+        except DatabaseError:
+            close_old_connections()
+            return False  # read, where the database's absence becomes a retry with back-off
+        self.acks.ack(message, defer=True)
+        duration = self.counted(source.exchange, Status.SKIPPED, started)
+        if log.isEnabledFor(logging.DEBUG):
+            log_outcome(source.exchange, routing_key, Outcome(Status.SKIPPED, SKIPPED_UNREAD, subject=routing_key),
+                        duration, level=logging.DEBUG)
+        self.skip_summary.add()
+        return True
+
+    def counted(self, exchange, status, started):
+        """A delivery settled: counted in the metrics and towards ``max_messages``."""
+        self.handled += 1
+        self.last_activity = time.monotonic()
+        duration = self.last_activity - started
+        metrics.record(exchange, status, duration)
+        if self.max_messages is not None and self.handled >= self.max_messages:
+            self.should_stop = True
+        return duration
+
     def finish(self, source, message, delivery, attempt, outcome, started):
         """Settle one delivery (on this thread, the only one using the channel) and log its line."""
         try:
@@ -358,27 +446,9 @@ class PulseWorker(ConsumerMixin):
         if settled is None:
             self.acks.returned(message)
         outcome = settled or outcome
-        self.handled += 1
-        self.last_activity = time.monotonic()
-        duration = self.last_activity - started
-        metrics.record(delivery.exchange, outcome.status, duration)
-        event = {
-            "exchange": delivery.exchange,
-            "routing_key": delivery.routing_key[:200],
-            "type": outcome.kind,
-            "subject": outcome.subject[:200],
-            "outcome": str(outcome.status) if settled else "requeued",
-            "duration": round(duration, 3),
-            "detail": outcome.detail,
-        }
-        log.info(
-            "%(exchange)s %(routing_key)s type=%(type)s subject=%(subject)s outcome=%(outcome)s "
-            "duration=%(duration).3fs %(detail)s",
-            event,
-            extra={"event": event},
-        )
-        if self.max_messages is not None and self.handled >= self.max_messages:
-            self.should_stop = True
+        duration = self.counted(delivery.exchange, outcome.status, started)
+        log_outcome(delivery.exchange, delivery.routing_key, outcome, duration,
+                    str(outcome.status) if settled else "requeued")
 
     def delivery(self, message):
         """The delivery's facts, read once: where it came from (a retry copy restates it), its body and headers."""

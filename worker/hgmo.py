@@ -8,7 +8,7 @@ store pushes for a known repository, create one under a known forest.
 from dataclasses import dataclass
 
 from life.hg.ingest import find_forest, ingest_new_repository, ingest_pushes
-from life.models import Repository
+from life.models import Forest, Repository
 from life.sync import refuse_while_backing_off
 from plumbing.errors import PermanentError
 from plumbing.jsondoc import decode_json
@@ -117,11 +117,29 @@ class KnownRepositories(Refreshed):
         return name in self.current()
 
 
+class KnownForests(Refreshed):
+    """The names of the forests a ``newrepo.1`` message may add a repository to."""
+
+    def read(self):
+        return frozenset(Forest.objects.filter(archived=False).values_list("name", flat=True))
+
+
 class HgPushHandler:
-    """Handles HgPush messages; holds the worker's cache of known repositories."""
+    """Handles HgPush messages; holds the worker's caches of known repositories and forests."""
 
     def __init__(self, known_repositories):
         self.known = known_repositories
+        self.forests = KnownForests(known_repositories.ttl, known_repositories.clock)
+
+    def skips_unread(self, routing_key):
+        """Whether a delivery routed by ``routing_key`` can only be skipped, whatever its body: the
+        repository (the routing key, as ``parse`` takes it) is neither tracked nor under a known
+        forest. Most of what hg.mozilla.org announces; settled without reading the body."""
+        try:
+            validate_repository_name(routing_key)
+        except PermanentError:
+            return False  # read, and refused with its reason
+        return routing_key not in self.known and routing_key.rpartition("/")[0] not in self.forests.current()
 
     def lane(self, push):
         """Where ``push``'s work runs (``worker.lanes``): its repository's lane, or None when it is settled

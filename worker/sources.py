@@ -25,6 +25,8 @@ class Source:
     handle: Callable
     # message -> the lane its work runs in (worker.lanes), or None: settled at once on the consumer's thread.
     lane: Callable
+    # routing key -> whether every delivery so routed is skipped, its body unread (None: always read).
+    skips_unread: Callable | None = None
 
 
 def sources(broker, known_repositories):
@@ -32,7 +34,7 @@ def sources(broker, known_repositories):
     table = []
     if broker.main:
         table.append(Source("hgmo", "hgmo", hgmo.EXCHANGE, ("#",), hgmo.parse,
-                            handler := hgmo.HgPushHandler(known_repositories), handler.lane))
+                            handler := hgmo.HgPushHandler(known_repositories), handler.lane, handler.skips_unread))
     table.append(Source(
         "tasks" if broker.main else f"tasks:{broker.task_root_url}",
         "tasks",
