@@ -36,7 +36,8 @@ CHANNEL_PREFIX = "firefox"
 
 
 class OutcomeCounter(logging.Handler):
-    """Counts the worker's per-message log lines by outcome, and the placeholders they filled."""
+    """Counts the worker's per-message log lines by outcome, and the placeholders they filled; the
+    messages for repositories not tracked come summed up, in lines of their own."""
 
     def __init__(self):
         super().__init__()
@@ -45,7 +46,9 @@ class OutcomeCounter(logging.Handler):
 
     def emit(self, record):
         event = getattr(record, "event", None)
-        if event:
+        if event and "skipped_unread" in event:
+            self.outcomes["skipped"] += event["skipped_unread"]
+        elif event:
             self.outcomes[event["outcome"]] += 1
             filled = re.search(r"(\d+) placeholders filled", event["detail"])
             self.placeholders_filled += int(filled.group(1)) if filled else 0
