@@ -44,6 +44,17 @@ def publish_all(url, bodies):
                              content_encoding="utf-8", declare=[])
 
 
+def fill(url, broker, bodies):
+    """The main queue holding exactly ``bodies``: what a stopped drain left prefetched is purged first."""
+    with Connection(url) as conn:
+        conn.default_channel.queue_purge(main_queue(broker).name)
+    publish_all(url, bodies)
+
+
+def main_queue(broker):
+    return topology.main_queue(broker, sources(broker, KnownRepositories(ttl=0))[0])
+
+
 def bare_drain(url, broker, count):
     """The unavoidable work: receive and ack, nothing else."""
     seen = 0
@@ -54,8 +65,7 @@ def bare_drain(url, broker, count):
         seen += 1
 
     with Connection(url) as conn:
-        queue = topology.main_queue(broker, sources(broker, KnownRepositories(ttl=0))[0])
-        with Consumer(conn.default_channel, queues=[queue], on_message=ack, prefetch_count=broker.prefetch):
+        with Consumer(conn.default_channel, queues=[main_queue(broker)], on_message=ack, prefetch_count=broker.prefetch):
             started = time.perf_counter()
             while seen < count:
                 conn.drain_events(timeout=10)
@@ -77,20 +87,22 @@ def main():
         settings.PULSE_URL, settings.PULSE_USER, settings.PULSE_PREFETCH = url, user_of(url), 20
         # Every message is published before the drain starts: the queue's bound (drop-head, for a
         # consumer that falls behind) must hold them all, or the oldest give way before being counted.
-        settings.PULSE_QUEUE_MAX_LENGTH = max(settings.PULSE_QUEUE_MAX_LENGTH, args.messages)
+        # Twice as many: a quorum queue counts the last drain's acks it has not applied yet.
+        settings.PULSE_QUEUE_MAX_LENGTH = max(settings.PULSE_QUEUE_MAX_LENGTH, 2 * args.messages)
         broker = brokers(settings)[0]
         with Connection(url) as conn:
             topology.declare(conn.default_channel, broker, sources(broker, KnownRepositories(ttl=0)))
 
         rounds = []
         for _ in range(args.rounds):
-            publish_all(url, bodies)
+            fill(url, broker, bodies)
             bare_seconds = bare_drain(url, broker, args.messages)
-            publish_all(url, bodies)
+            fill(url, broker, bodies)
             started = time.perf_counter()
-            worker = run_worker(max_messages=args.messages)
+            # A message lost on the way ends the run after a few idle seconds instead of hanging it.
+            worker = run_worker(max_messages=args.messages, idle_exit=10)
             worker_seconds = time.perf_counter() - started
-            assert worker.handled == args.messages
+            assert worker.handled == args.messages, f"the worker saw {worker.handled} of {args.messages} messages"
             rounds.append((args.messages / bare_seconds, args.messages / worker_seconds))
 
     for number, (bare_rate, worker_rate) in enumerate(rounds, 1):

@@ -15,9 +15,10 @@ from life.models import Changeset, Forest, Push, Repository
 from simulated import pulse
 from simulated.harness import WorkerProcess, declare_queues, queue_depth, run_worker, wait_until
 from worker.config import brokers
-from worker.consumer import DEFERRED_ACK_DELAY, PulseWorker, SkipSummary, connect
+from worker.consumer import DEFERRED_ACK_DELAY, PulseWorker, connect
 from worker.hgmo import KnownRepositories
 from worker.models import DeadLetter
+from worker.outcome_log import SkipSummary
 
 
 def make_repository(hgmo, name):
