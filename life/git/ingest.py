@@ -188,10 +188,12 @@ def _store_up_to(repository, directory, step, progress=None):
 def _store_push(repository, push_id, step, changeset_ids):
     push = Push.objects.create(repository=repository, push_id=push_id, user=step.user, push_date=step.date)
     # A few batches' worth of links at a time: an import of the whole history links every commit here.
-    # The push is new in this transaction: its links are appended, with nothing to collide with.
+    # Appended, with nothing to collide with: the push is new in this transaction, and its changesets
+    # are none of the repository's (so read under the clone's lock, which every writer of a git
+    # repository's links holds).
     for chunk in chunked(changeset_ids, LINKS_AT_ONCE):
         append_rows(Push.changesets.through, ["push", "changeset"], [(push.pk, pk) for pk in chunk])
-        store.link_repository(repository, chunk)
+        append_rows(Repository.changesets.through, ["repository", "changeset"], [(repository.pk, pk) for pk in chunk])
 
 
 def _not_stored(repository, records):
