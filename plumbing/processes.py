@@ -53,9 +53,10 @@ def stream(command, *, env, timeout, what, input_lines=None):
     comes; the block reads it to the end. Leaving the block by an exception ends the command; a
     failure or the timeout is a TransientError once the output is read.
 
-    ``input_lines`` (bytes, each ending in a newline) are written to the command's input from a
-    thread, for commands that answer as they read (``git cat-file --batch``): both pipes have
-    bounded buffers, so writing all before reading could wait forever.
+    ``input_lines`` (bytes of whole lines, one or many per item) are written to the command's input
+    from a thread, each item flushed as it comes, for commands that answer as they read (``git
+    cat-file --batch``): both pipes have bounded buffers, so writing all before reading could wait
+    forever, and an item held in a buffer would never be answered.
     """
     with tempfile.TemporaryFile() as errors:
         try:
@@ -89,7 +90,9 @@ def stream(command, *, env, timeout, what, input_lines=None):
 def _write_lines(stream, lines):
     try:
         with stream:
-            stream.writelines(lines)
+            for line in lines:
+                stream.write(line)
+                stream.flush()
     except (BrokenPipeError, ValueError):
         pass  # the command was ended: its reader says why
 

@@ -41,9 +41,9 @@ def read_files(repository, entries, max_bytes):
         return
     directory = git_dir(repository)
     command = git_command(directory, ["cat-file", "--batch"])
-    lines = [blob.encode() + b"\n" for _, blob in entries]
+    asked = b"".join(blob.encode() + b"\n" for _, blob in entries)
     with processes.stream(command, env=git_environment(), timeout=settings.VCS_TIMEOUT, what="git cat-file",
-                          input_lines=lines) as out:
+                          input_lines=[asked]) as out:
         for path, blob in entries:
             yield path, blob, _read_one(out, blob, max_bytes)
 

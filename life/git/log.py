@@ -10,11 +10,11 @@ commit holds, decoded by the rule hg's changesets follow (``plumbing.text.change
 import codecs
 import queue
 import re
-from collections import deque
 
 from django.conf import settings
 
 from plumbing import processes
+from plumbing.bulk import chunked
 from plumbing.errors import TransientError
 from plumbing.names import is_revision
 from plumbing.text import changeset_text
@@ -28,8 +28,8 @@ _READ_CHUNK = 1 << 20
 # it touched follow, the first one after the newline git puts between the header and the paths.
 _LOG_FORMAT = "--format=%x00%H%x00%P"
 _HEADER_FIELDS = 2
-# Commit objects asked of cat-file before their answers are read: the writer thread stays ahead.
-_READ_AHEAD = 256
+# Commit objects asked of cat-file at once; the next group is asked before a group's answers are read.
+_ASK_AT_ONCE = 256
 # An author line's identity, less the date git writes after it (whatever that date holds).
 _IDENTITY = re.compile(rb"(.*>)[^>]*\Z", re.DOTALL)
 _DATE = re.compile(rb"(.*?) *-?\d* *[-+]?\d*\Z", re.DOTALL)
@@ -52,26 +52,26 @@ def read_commits(directory, target, exclude=()):
 
 def _with_text(directory, commits):
     """ChangesetRecords of ``commits`` ((revision, parents, files), in order), their user and description
-    read from the commit objects by one ``git cat-file --batch``."""
+    read from the commit objects by one ``git cat-file --batch``, asked a group at a time: cat-file
+    answers one group while the previous group's answers are read (a question per commit would wake
+    the writing thread per commit)."""
     asked = queue.SimpleQueue()
 
-    def lines():
-        while (revision := asked.get()) is not None:
-            yield revision.encode() + b"\n"
+    def groups():
+        while (group := asked.get()) is not None:
+            yield group
 
     command = git_command(directory, ["cat-file", "--batch"])
-    pending = deque()
     with processes.stream(command, env=git_environment(), timeout=settings.VCS_TIMEOUT, what="git cat-file",
-                          input_lines=lines()) as out:
+                          input_lines=groups()) as out:
         try:
-            for commit in commits:
-                asked.put(commit[0])
-                pending.append(commit)
-                if len(pending) >= _READ_AHEAD:
-                    yield _record(*pending.popleft(), out)
+            answering = []
+            for group in chunked(commits, _ASK_AT_ONCE):
+                asked.put(b"".join(revision.encode() + b"\n" for revision, *_ in group))
+                yield from (_record(*commit, out) for commit in answering)
+                answering = group
             asked.put(None)
-            while pending:
-                yield _record(*pending.popleft(), out)
+            yield from (_record(*commit, out) for commit in answering)
         finally:
             asked.put(None)  # the writer thread ends however the reading does
 
