@@ -87,11 +87,11 @@ def stream(command, *, env, timeout, what, input_lines=None):
             raise TransientError(f"{what} failed: {Finished(returncode, b'', errors.read()).last_error_line()}")
 
 
-def _write_lines(stream, lines):
+def _write_lines(stream, items):
     try:
         with stream:
-            for line in lines:
-                stream.write(line)
+            for item in items:
+                stream.write(item)
                 stream.flush()
     except (BrokenPipeError, ValueError):
         pass  # the command was ended: its reader says why
