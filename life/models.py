@@ -29,6 +29,11 @@ class Locale(models.Model):
         return self.code
 
 
+class ArchivableQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(archived=False)
+
+
 class Forest(models.Model):
     """A set of l10n repositories named ``<forest name>/<locale code>``."""
 
@@ -37,17 +42,19 @@ class Forest(models.Model):
     archived = models.BooleanField(default=False)
     fork_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="forks")
 
+    objects = ArchivableQuerySet.as_manager()
+
     def __str__(self):
         return self.name
+
+    @staticmethod
+    def name_over(repository_name):
+        """The name of the forest a repository ``<forest name>/<locale code>`` would belong to."""
+        return repository_name.rpartition("/")[0]
 
     def repository_url(self, code):
         """The URL of this forest's repository for locale ``code``."""
         return self.url.rstrip("/") + "/" + code + "/"
-
-
-class RepositoryQuerySet(models.QuerySet):
-    def active(self):
-        return self.filter(archived=False)
 
 
 class Repository(models.Model):
@@ -72,7 +79,7 @@ class Repository(models.Model):
     fork_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="forks")
     changesets = models.ManyToManyField("Changeset", related_name="repositories", blank=True, db_constraint=False)
 
-    objects = RepositoryQuerySet.as_manager()
+    objects = ArchivableQuerySet.as_manager()
 
     class Meta:
         verbose_name_plural = "repositories"

@@ -121,7 +121,7 @@ class KnownForests(Refreshed):
     """The names of the forests a ``newrepo.1`` message may add a repository to."""
 
     def read(self):
-        return frozenset(Forest.objects.filter(archived=False).values_list("name", flat=True))
+        return frozenset(Forest.objects.active().values_list("name", flat=True))
 
 
 class HgPushHandler:
@@ -139,7 +139,7 @@ class HgPushHandler:
             validate_repository_name(routing_key)
         except PermanentError:
             return False  # read, and refused with its reason
-        return routing_key not in self.known and routing_key.rpartition("/")[0] not in self.forests.current()
+        return routing_key not in self.known and Forest.name_over(routing_key) not in self.forests.current()
 
     def lane(self, push):
         """Where ``push``'s work runs (``worker.lanes``): its repository's lane, or None when it is settled

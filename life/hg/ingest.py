@@ -298,9 +298,8 @@ def _announced_rejections(repository, client, announced, result):
 def find_forest(name):
     """(Forest, locale code) for a repository name ``<forest>/<locale>`` under a known forest, else None."""
     validate_repository_name(name)
-    forest_name, _, code = name.rpartition("/")
-    forest = Forest.objects.filter(name=forest_name, archived=False).first()
-    return None if forest is None else (forest, code)
+    forest = Forest.objects.active().filter(name=Forest.name_over(name)).first()
+    return None if forest is None else (forest, name.rpartition("/")[2])
 
 
 def ingest_new_repository(forest, code):
