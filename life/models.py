@@ -135,7 +135,11 @@ class File(models.Model):
     """
 
     path = models.TextField()
-    path_hash = models.CharField(max_length=64, unique=True, editable=False)
+    path_hash = models.CharField(max_length=64, editable=False)
+
+    class Meta:
+        # A constraint, as for a changeset's revision: a monorepo's first import writes a row per path.
+        constraints = [models.UniqueConstraint(fields=["path_hash"], name="unique_file_path_hash")]
 
     def save(self, *args, **kwargs):
         self.path_hash = path_digest(self.path)
@@ -163,7 +167,9 @@ class Changeset(models.Model):
     the same row.
     """
 
-    revision = models.CharField(max_length=40, unique=True)
+    # Unique by a constraint (Meta), not ``unique=True``, which on PostgreSQL adds a second index, for
+    # LIKE queries that nothing runs: every changeset written pays for each index of its random key.
+    revision = models.CharField(max_length=40)
     user = models.TextField(blank=True, default="")
     description = models.TextField(blank=True, default="")
     branch = models.ForeignKey(Branch, null=True, blank=True, on_delete=models.PROTECT, related_name="changesets")
@@ -172,6 +178,9 @@ class Changeset(models.Model):
     placeholder = models.BooleanField(default=False, db_index=True)
 
     objects = ChangesetQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["revision"], name="unique_changeset_revision")]
 
     def __str__(self):
         return self.revision[:12]

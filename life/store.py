@@ -64,9 +64,18 @@ def branch_ids(names):
     return {**_ids_by_digest(Branch, "name", "name_hash", {name for name in names if name is not None}), None: None}
 
 
-def file_ids(paths):
-    """{path: id}, creating the File rows that do not exist yet."""
-    return _ids_by_digest(File, "path", "path_hash", paths)
+def file_ids(paths, known=None):
+    """{path: id}, creating the File rows that do not exist yet.
+
+    ``known`` ({path: id}), kept by a caller across the batches of one import, is asked first and
+    learns the rest: a monorepo's batches touch the same paths again and again, and File rows are
+    never deleted. A caller drops it when a batch fails (the rows that batch created are gone).
+    """
+    if known is None:
+        return _ids_by_digest(File, "path", "path_hash", paths)
+    paths = set(paths)
+    known.update(_ids_by_digest(File, "path", "path_hash", paths - known.keys()))
+    return known
 
 
 def ensure_placeholders(revisions):
@@ -86,11 +95,12 @@ class StoredChangesets:
     filled: int = 0
 
 
-def store_changesets(records):
+def store_changesets(records, known_files=None):
     """Store ChangesetRecords (parents before children); fill placeholders in place.
 
     A parent that is neither stored nor among ``records`` becomes a
-    placeholder, so history is linked without walking it.
+    placeholder, so history is linked without walking it. ``known_files``:
+    see ``file_ids``.
     """
     by_revision = {record.revision: record for record in records}
     parent_revisions = {p for record in records for p in record.parents} - by_revision.keys()
@@ -142,7 +152,7 @@ def store_changesets(records):
         )
 
     written = new + to_fill
-    paths = file_ids(path for record in written for path in record.files)
+    paths = file_ids((path for record in written for path in record.files), known_files)
     ids = {revision: pk for revision, (pk, _) in known.items()}
     # The links of rows created here are appended (COPY on PostgreSQL: an import's most rows); a filled
     # placeholder's go through the conflict-ignoring insert, as another worker may be filling it too.
@@ -194,8 +204,9 @@ class IngestResult(StoredPushes):
     detail: str = ""  # why nothing was stored, when nothing was (git)
 
 
-def store_pushes(repository, pushes, records):
-    """Store pushes (PushRecords, ordered by id) and their changesets (ChangesetRecords) for one repository.
+def store_pushes(repository, pushes, records, known_files=None):
+    """Store pushes (PushRecords, ordered by id) and their changesets (ChangesetRecords) for one repository
+    (``known_files``: see ``file_ids``).
 
     Pushes that exist are made to match upstream: their user and date are
     corrected and their changeset links completed (links upstream does not
@@ -205,7 +216,7 @@ def store_pushes(repository, pushes, records):
     if not pushes:
         return StoredPushes()
     existing = _push_rows(repository, pushes)
-    stored = store_changesets(records)
+    stored = store_changesets(records, known_files)
     link_repository(repository, (stored.ids[record.revision] for record in records))
     new_pushes = [push for push in pushes if push.push_id not in existing]
     adapt = connection.ops.adapt_datetimefield_value

@@ -94,6 +94,42 @@ def test_the_migration_to_unbounded_branch_names_and_push_users_keeps_every_row(
         executor.migrate(executor.loader.graph.leaf_nodes())
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_to_one_index_per_unique_key_keeps_every_row_and_its_uniqueness():
+    """0008 moves the uniqueness of a changeset's revision and a file's path digest into constraints:
+    the rows stay, a duplicate is still refused, and the migration goes back and forth."""
+    from django.db import IntegrityError, connection, transaction
+    from django.db.migrations.executor import MigrationExecutor
+
+    from life.models import path_digest
+
+    before = [("life", "0007_link_tables_unconstrained")]
+    after = [("life", "0008_unique_keys_one_index")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    revisions = [f"{n:040x}" for n in range(3)]
+    for revision in revisions:
+        old.get_model("life", "Changeset").objects.create(revision=revision, user="u", placeholder=revision.endswith("2"))
+    old.get_model("life", "File").objects.create(path="de/a.ftl", path_hash=path_digest("de/a.ftl"))
+    try:
+        for target in (after, before, after):
+            executor = MigrationExecutor(connection)
+            executor.migrate(target)
+            apps = executor.loader.project_state(target).apps
+            changesets, files = apps.get_model("life", "Changeset"), apps.get_model("life", "File")
+            assert sorted(changesets.objects.values_list("revision", "placeholder")) == [
+                (revisions[0], False), (revisions[1], False), (revisions[2], True)]
+            assert list(files.objects.values_list("path", "path_hash")) == [("de/a.ftl", path_digest("de/a.ftl"))]
+            with pytest.raises(IntegrityError), transaction.atomic():
+                changesets.objects.create(revision=revisions[0])
+            with pytest.raises(IntegrityError), transaction.atomic():
+                files.objects.create(path="de/a.ftl", path_hash=path_digest("de/a.ftl"))
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+
 def test_deleting_a_repository_takes_its_links_along(hgmo):
     """The link tables carry no database constraint (life/models.py): Django's delete removes them."""
     name = "l10n-central/it"

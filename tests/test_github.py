@@ -131,6 +131,28 @@ def test_track_imports_a_github_repository_with_its_commits_as_changesets(github
 
 
 @pytest.mark.django_db
+def test_an_import_in_many_batches_links_each_commit_to_its_files_once_each(github, monkeypatch):
+    """Batches of two commits: a path met in an early batch is found again in a later one (each batch
+    asks the database only for paths it has not met) and is one File row, whatever batch touches it."""
+    from life.git import ingest as git_ingest
+    from life.models import File
+
+    monkeypatch.setattr(git_ingest, "CHUNK", 2)
+    github.create_repo(L10N)
+    touched = [{"de/a.ftl": b"1"}, {"fr/a.ftl": b"1"}, {"de/a.ftl": b"2", "de/b.ftl": b"1"}, {"it/a.ftl": b"1"},
+               {"de/b.ftl": b"2", "fr/a.ftl": b"2"}, {"de/a.ftl": b"3", "it/b.ftl": b"1"}, {"fr/a.ftl": b"3"}]
+    commits = [github.commit(L10N, files, message=f"sync {n}") for n, files in enumerate(touched)]
+
+    repository = track(github, L10N)
+
+    stored = {c.revision: sorted(f.path for f in c.files.all()) for c in Changeset.objects.filter(repositories=repository)}
+    assert stored == {commit: sorted(files) for commit, files in zip(commits, touched, strict=True)}
+    paths = sorted({path for files in touched for path in files})
+    assert sorted(File.objects.values_list("path", flat=True)) == paths
+    assert pushes(repository) == [(1, "", set(commits))]
+
+
+@pytest.mark.django_db
 def test_track_names_kinds_branches_and_forests(github, hgmo, capsys):
     github.create_repo(SOURCE)
     github.commit(SOURCE, {"_configs/browser.toml": compare.CONFIG})

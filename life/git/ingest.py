@@ -153,6 +153,7 @@ def _store_up_to(repository, directory, step, progress=None):
     # would pin each batch's memory once the batch is gone.
     new_ids = array("q")
     paths = set()
+    known_files = {}  # across batches (``store.file_ids``); an exception ends the import, and it with it
     done = 0
     commits = read_commits(directory, step.target, exclude)
     # The next batch is read from git log while this one is written.
@@ -162,7 +163,7 @@ def _store_up_to(repository, directory, step, progress=None):
             if records:
                 with transaction.atomic():
                     lock_repository(repository)
-                    stored = store.store_changesets(records)
+                    stored = store.store_changesets(records, known_files)
                 new_ids.extend(stored.ids[record.revision] for record in records)
                 paths.update(path for record in records for path in record.files)
                 result.add_changesets(stored)

@@ -196,6 +196,7 @@ def _import(repository, pages, after, target, *, reclone=False, verify=False, pr
     """
     result = IngestResult()
     upstream = target
+    known_files = {}  # across batches (``store.file_ids``); an exception ends the import, and it with it
     with read_ahead(pages, PAGES_AHEAD, name=f"json-pushes {repository.name}") as pages:
         path, result.vcs_seconds = clone.update_clone(repository, reclone=reclone)
         with open_changelog(path) as changelog, ThreadPoolExecutor(1, "changelog") as reader:
@@ -206,7 +207,7 @@ def _import(repository, pages, after, target, *, reclone=False, verify=False, pr
                 if pushes:
                     with transaction.atomic():
                         locked = store.lock_repository(repository)
-                        result.add(store.store_pushes(locked, pushes, records))
+                        result.add(store.store_pushes(locked, pushes, records, known_files))
                         sync.record_success(locked, locked.last_push_id(), upstream, batch.rejected)
                         _announce(locked, pushes, records)
                 if progress and batch.pushes:
