@@ -17,9 +17,9 @@ For each profile and each database (PostgreSQL and MariaDB by default), in the s
 Figures are prefixed with ``<profile>_<database>_``; ``<profile>_ratio`` is that profile's worst
 ratio over the databases (target <= 1.3), and the unprefixed ``ratio``, last, the worst of all.
 
-Per profile, a partial clone measured beside it (figures only, the worker keeps full clones): the
-baseline again with ``git clone --filter=blob:none`` (commits and trees, no blob), its share of the
-full baseline's time (``<profile>_partial_share``) and both clones' sizes.
+The import's clone is partial (commits and trees, no blob: ``life.git.clone``); the baseline's is
+whole. Per profile, the baseline again with ``git clone --filter=blob:none``, its share of the whole
+baseline's time (``<profile>_partial_share``) and both clones' sizes.
 
 Usage: .venv/bin/python bench/git_history_import.py [--profile firefox|monorepo]
        [--databases URL,URL] [--rounds N] [--commits N (overrides the profiles' sizes)]
@@ -68,11 +68,9 @@ def baseline(url, scratch, *clone_options):
     return seconds, size
 
 
-def partial_clone(github, name, url, scratch):
-    """The same baseline with a clone of commits and trees only (``--filter=blob:none``), which the
-    history needs; figures only: the worker keeps full clones (see the README)."""
-    subprocess.run(["git", "--git-dir", str(github.git_dir(name)), "config", "uploadpack.allowFilter", "true"],
-                   check=True)
+def partial_clone(url, scratch):
+    """The same baseline with a clone of commits and trees only (``--filter=blob:none``), as the
+    worker's (the simulated GitHub serves partial clones, as GitHub does)."""
     full_seconds, full_mb = baseline(url, scratch)
     partial_seconds, partial_mb = baseline(url, scratch, "--filter=blob:none")
     return {"baseline_seconds": full_seconds, "clone_mb": full_mb, "partial_baseline_seconds": partial_seconds,
@@ -191,7 +189,7 @@ def main():
                     f"{prefix}ratio": ratio,
                 })
                 ratios[profile] = max(ratios.get(profile, 0.0), ratio)
-            for figure, value in partial_clone(github, name, url, scratch).items():
+            for figure, value in partial_clone(url, scratch).items():
                 figures[f"{profile}_{figure}"] = value
             shutil.rmtree(github.git_dir(name), ignore_errors=True)
     for profile, ratio in ratios.items():

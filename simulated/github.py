@@ -219,7 +219,8 @@ class SimulatedGitHub(SimulatedService):
     def git_dir(self, full_name):
         return self.root / f"{_check_name(full_name)}.git"
 
-    def create_repo(self, full_name, default_branch="main"):
+    def create_repo(self, full_name, default_branch="main", filters=True):
+        """A new empty repository; ``filters``: it serves partial clones (``--filter``), as GitHub does."""
         path = self.git_dir(full_name)
         if path.exists():
             raise FileExistsError(path)
@@ -227,6 +228,7 @@ class SimulatedGitHub(SimulatedService):
         _git(None, "init", "--quiet", "--bare", f"--initial-branch={default_branch}", str(path))
         # GitHub's created_at; the directory's own times change with every write.
         _git(path, "config", "simulated.createdAt", str(int(time.time())))
+        _git(path, "config", "uploadpack.allowFilter", "true" if filters else "false")
         return path
 
     def default_branch(self, full_name):

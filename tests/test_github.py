@@ -152,6 +152,65 @@ def test_an_import_in_many_batches_links_each_commit_to_its_files_once_each(gith
     assert pushes(repository) == [(1, "", set(commits))]
 
 
+def _missing_blobs(repository):
+    """Blobs the clone's tracked branch reaches that the clone does not hold (asked without fetching them)."""
+    out = git_clone.run_git(git_clone.git_dir(repository), ["rev-list", "--objects", "--missing=print", "main"],
+                            "git rev-list")
+    return {line[1:41].decode() for line in out.splitlines() if line.startswith(b"?")}
+
+
+@pytest.mark.django_db
+def test_a_clone_holds_the_history_without_its_blobs_and_a_reader_gets_what_it_wants_in_one_fetch(github):
+    github.create_repo(L10N)
+    versions = [{f"{locale}/browser/{name}.ftl": f"{name} = {locale} {n}\n".encode()
+                 for locale in ("de", "fr", "it") for name in ("a", "b")} for n in range(4)]
+    commits = [github.commit(L10N, files, message=f"sync {n}") for n, files in enumerate(versions)]
+
+    repository = track(github, L10N)
+
+    # Storing the history read no blob: the clone has none of the 24 versions.
+    assert len(_missing_blobs(repository)) == 24
+    kind = for_repository(repository)
+    for revision, files in ((commits[-1], versions[-1]), (commits[0], versions[0])):
+        requests = github.requests_for(L10N)
+        listing = kind.list_files(repository, revision)
+        read = {path: data for path, _, data in kind.read_files(repository, listing, 1 << 20)}
+        assert read == files
+        # Six missing blobs, one fetch (the advertisement and one upload-pack request), not one per blob.
+        assert github.requests_for(L10N) - requests == 2
+        requests = github.requests_for(L10N)
+        assert {path: data for path, _, data in kind.read_files(repository, listing, 1 << 20)} == files
+        assert github.requests_for(L10N) == requests  # held now: nothing asked upstream
+    assert len(_missing_blobs(repository)) == 12
+
+    # A push brings its own blobs: what it changed is read without asking upstream.
+    pushed = github.commit(L10N, {"de/browser/a.ftl": b"a = new\n"})
+    requests = github.requests_for(L10N)
+    for_repository(repository).reprocess(repository)
+    # One fetch (protocol v2: the advertisement, ls-refs, fetch), none for the blobs the clone lacks.
+    assert github.requests_for(L10N) - requests <= 3
+    requests = github.requests_for(L10N)
+    changed = [entry for entry in kind.list_files(repository, pushed) if entry[0] == "de/browser/a.ftl"]
+    assert [data for _, _, data in kind.read_files(repository, changed, 1 << 20)] == [b"a = new\n"]
+    assert github.requests_for(L10N) == requests
+
+
+@pytest.mark.django_db
+def test_a_server_that_cannot_filter_gives_a_whole_clone_that_reads_without_fetching(github):
+    github.create_repo(L10N, filters=False)
+    first = github.commit(L10N, {"de/a.ftl": b"a = 1\n"})
+    github.commit(L10N, {"de/a.ftl": b"a = 2\n"})
+
+    repository = track(github, L10N)
+
+    assert _missing_blobs(repository) == set()
+    kind = for_repository(repository)
+    requests = github.requests_for(L10N)
+    assert [data for _, _, data in kind.read_files(repository, kind.list_files(repository, first), 1 << 20)] == [
+        b"a = 1\n"]
+    assert github.requests_for(L10N) == requests
+
+
 @pytest.mark.django_db
 def test_track_names_kinds_branches_and_forests(github, hgmo, capsys):
     github.create_repo(SOURCE)

@@ -10,6 +10,13 @@ the old one (if any) and swapped in once complete, as Mercurial clones are
 (``life.storage``). The tracked branch is fetched
 from the repository's configured URL with an explicit refspec; nothing a
 message says is ever fetched.
+
+A clone starts without the blobs of its history (``--filter=blob:none``, where
+the server can filter): storing the history needs commits and trees only. Later
+fetches name the URL, not a promisor remote, so they bring every object of what
+was pushed. The few blobs a reader wants that the clone lacks (files at the tip
+for a comparison) come in ONE fetch by ``fetch_blobs``; git would otherwise fetch
+them one request each.
 """
 
 import logging
@@ -200,13 +207,37 @@ def _first_fetch(fresh, url, branch, ref):
         run_git(None, ["init", "--quiet", "--bare", f"--initial-branch={branch}", fresh], "git init")
         return _fetch_into(fresh, url, branch, ref)
     try:
-        run_git(None, ["clone", "--quiet", "--bare", "--single-branch", "--no-tags", f"--branch={branch}", url, fresh],
-                f"git clone {url} {branch}")
+        run_git(None, ["clone", "--quiet", "--bare", "--single-branch", "--no-tags", "--filter=blob:none",
+                       f"--branch={branch}", url, fresh], f"git clone {url} {branch}")
     except GitFailed as error:
         if f"Remote branch {branch} not found" in str(error):
             return None
         raise
     return resolve(fresh, ref)
+
+
+def fetch_blobs(repository, blobs):
+    """Make sure the clone of ``repository`` holds the blobs ``blobs`` (ids), fetching those it lacks from
+    the URL its clone was made from, in one request whatever their number; git finds what it holds
+    without asking upstream anything. No lock is needed: the fetch adds objects (a pack appears whole
+    or not at all) and moves no ref."""
+    directory = git_dir(repository)
+    if not _lacks_blobs(directory):
+        return
+    wanted = b"".join(f"{blob}\n".encode() for blob in dict.fromkeys(blobs))
+    if not wanted:
+        return
+    url = remote_url(repository.clone_owner().url)
+    # As git's own fetch of missing objects: no negotiation (what the clone has says nothing about blobs).
+    run_git(directory, ["-c", "fetch.negotiationAlgorithm=noop", "fetch", "--quiet", "--no-tags",
+                        "--no-write-fetch-head", "--recurse-submodules=no", "--stdin", url],
+            f"git fetch {url} (blobs)", input=wanted)
+
+
+def _lacks_blobs(directory):
+    """Whether the clone was made without its history's blobs: git marks such a clone's packs as promisor
+    packs (a ``.promisor`` file beside each)."""
+    return any((directory / "objects" / "pack").glob("*.promisor"))
 
 
 def is_ancestor(directory, ancestor, descendant):

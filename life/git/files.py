@@ -2,8 +2,10 @@
 
 ``git ls-tree -r`` lists a revision's files with their blob ids without
 reading any content; ``git cat-file --batch`` streams the contents of any
-number of blobs from ONE process. A blob bigger than the cap is skipped
-(read past, never kept), so a hostile file costs no memory.
+number of blobs from ONE process, once the clone holds them all (a clone
+starts without its history's blobs: ``clone.fetch_blobs``). A blob bigger
+than the cap is skipped (read past, never kept), so a hostile file costs no
+memory.
 """
 
 from django.conf import settings
@@ -11,7 +13,7 @@ from django.conf import settings
 from plumbing import processes
 from plumbing.errors import TransientError
 
-from .clone import git_command, git_dir, git_environment, run_git
+from .clone import fetch_blobs, git_command, git_dir, git_environment, run_git
 
 _CHUNK = 1 << 16
 _REGULAR_FILES = (b"100644", b"100755")  # not symlinks, not submodules
@@ -39,6 +41,7 @@ def read_files(repository, entries, max_bytes):
     entries = list(entries)
     if not entries:
         return
+    fetch_blobs(repository, (blob for _, blob in entries))
     directory = git_dir(repository)
     command = git_command(directory, ["cat-file", "--batch"])
     asked = b"".join(blob.encode() + b"\n" for _, blob in entries)
