@@ -24,11 +24,17 @@ def chunk_size(params_per_row=1):
     return max(1, min(CHUNK, limit // params_per_row - 1))
 
 
-def chunked(items, size):
-    """Lists of up to ``size`` items of ``items`` (any iterable, read as it goes)."""
+def chunked(items, size, first=None):
+    """Lists of up to ``size`` items of ``items`` (any iterable, read as it goes).
+
+    With ``first``, the lists start at that size and double up to ``size``: a consumer working while
+    the next list is read (``plumbing.background.read_ahead``) starts sooner.
+    """
     iterator = iter(items)
-    while chunk := list(itertools.islice(iterator, size)):
+    step = min(first or size, size)
+    while chunk := list(itertools.islice(iterator, step)):
         yield chunk
+        step = min(2 * step, size)
 
 
 def insert_rows(model, fields, rows, returning=None):
@@ -124,8 +130,14 @@ def _copy(cursor, copy_sql, rows):
     COPY), counted with the queries it replaces."""
     started = time.monotonic()
     with cursor.cursor.copy(copy_sql) as copy:
-        for row in rows:
-            copy.write_row(row)
+        if rows and all(type(value) is int for row in rows for value in row):
+            # Ids only (an import's links, most of its rows): COPY's text form needs no escaping for
+            # them, and one string formatted here costs a fifth of handing the driver row by row.
+            line = "\t".join(["%d"] * len(rows[0])) + "\n"
+            copy.write("".join([line % row for row in rows]))
+        else:
+            for row in rows:
+                copy.write_row(row)
     if connection.queries_logged:
         connection.queries_log.append({"sql": f"{copy_sql} -- {len(rows)} rows",
                                        "time": f"{time.monotonic() - started:.3f}"})

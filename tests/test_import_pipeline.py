@@ -8,6 +8,7 @@ from life.completeness import StoredPush, unproven
 from life.hg.ingest import batches
 from life.records import PushlogPage, PushRecord, RejectedPush
 from plumbing.background import read_ahead
+from plumbing.bulk import chunked
 
 
 def push(push_id, changesets, user="u@example.com", date=1000):
@@ -62,6 +63,15 @@ def test_a_push_is_proven_only_when_everything_about_it_is_stored():
     }
 
     assert [p.push_id for p in unproven(pushes, stored)] == [2, 3, 4, 5, 6, 7]
+
+
+def test_batches_of_a_git_import_start_small_and_double_up_to_their_bound():
+    # The writer starts on a small batch while git log reads on; memory stays bounded by ``size``.
+    batches = list(chunked(range(100), 30, first=4))
+
+    assert [len(batch) for batch in batches] == [4, 8, 16, 30, 30, 12]
+    assert [item for batch in batches for item in batch] == list(range(100))
+    assert [len(batch) for batch in chunked(range(7), 3, first=10)] == [3, 3, 1]
 
 
 def test_read_ahead_keeps_order_and_stays_bounded():

@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 UNKNOWN_PUSHER = ""
 LINKS_AT_ONCE = 4 * CHUNK
+FIRST_BATCH = 250
 
 
 @dataclass(frozen=True)
@@ -156,8 +157,10 @@ def _store_up_to(repository, directory, step, progress=None):
     known_files = {}  # across batches (``store.file_ids``); an exception ends the import, and it with it
     done = 0
     commits = read_commits(directory, step.target, exclude)
-    # The next batch is read from git log while this one is written.
-    with contextlib.closing(commits), read_ahead(chunked(commits, CHUNK), ahead=1, name="git-log") as batches:
+    # The next batch is read from git log while this one is written; the first ones are small, so
+    # the writing starts soon after git log does.
+    with contextlib.closing(commits), \
+            read_ahead(chunked(commits, CHUNK, first=FIRST_BATCH), ahead=1, name="git-log") as batches:
         for batch in batches:
             records = _not_stored(repository, batch) if has_pushes else batch
             if records:

@@ -30,6 +30,11 @@ _LOG_FORMAT = "--format=%x00%H%x00%P"
 _HEADER_FIELDS = 2
 # Commit objects asked of cat-file at once; the next group is asked before a group's answers are read.
 _ASK_AT_ONCE = 256
+# git flushes its output after every commit (every object, for cat-file) when it writes to a pipe: a
+# write, and a wake-up of the reader, per commit. git log is read to its end, so it need not flush
+# (GIT_FLUSH=0); cat-file answers a group with ``--buffer`` and flushes once, when the group says so.
+_NO_FLUSH = {"GIT_FLUSH": "0"}
+_FLUSH = b"flush\n"
 # An author line's identity, less the date git writes after it (whatever that date holds).
 _IDENTITY = re.compile(rb"(.*>)[^>]*\Z", re.DOTALL)
 _DATE = re.compile(rb"(.*?) *-?\d* *[-+]?\d*\Z", re.DOTALL)
@@ -46,28 +51,29 @@ def read_commits(directory, target, exclude=()):
                                       "--no-renames", "--topo-order", "--reverse", "--no-mailmap",
                                       "--no-show-signature", "--encoding=UTF-8", "--ignore-missing", target,
                                       *(f"^{e}" for e in exclude), "--"])
-    with processes.stream(command, env=git_environment(), timeout=settings.VCS_TIMEOUT, what=f"git log {target}") as out:
+    with processes.stream(command, env={**git_environment(), **_NO_FLUSH}, timeout=settings.VCS_TIMEOUT,
+                          what=f"git log {target}") as out:
         yield from _with_text(directory, _parse_log(_fields(out)))
 
 
 def _with_text(directory, commits):
     """ChangesetRecords of ``commits`` ((revision, parents, files), in order), their user and description
-    read from the commit objects by one ``git cat-file --batch``, asked a group at a time: cat-file
-    answers one group while the previous group's answers are read (a question per commit would wake
-    the writing thread per commit)."""
+    read from the commit objects by one ``git cat-file``, asked a group at a time: cat-file answers
+    one group, in one flush, while the previous group's answers are read (a question, or an answer,
+    per commit would wake a thread per commit)."""
     asked = queue.SimpleQueue()
 
     def groups():
         while (group := asked.get()) is not None:
             yield group
 
-    command = git_command(directory, ["cat-file", "--batch"])
+    command = git_command(directory, ["cat-file", "--batch-command", "--buffer"])
     with processes.stream(command, env=git_environment(), timeout=settings.VCS_TIMEOUT, what="git cat-file",
                           input_lines=groups()) as out:
         try:
             answering = []
             for group in chunked(commits, _ASK_AT_ONCE):
-                asked.put(b"".join(revision.encode() + b"\n" for revision, *_ in group))
+                asked.put(b"".join(b"contents " + revision.encode() + b"\n" for revision, *_ in group) + _FLUSH)
                 yield from (_record(*commit, out) for commit in answering)
                 answering = group
             asked.put(None)
@@ -122,7 +128,7 @@ def _record(revision, parents, files, stream):
 
 
 def _read_object(stream, revision):
-    """The raw commit ``revision``, the next answer of ``git cat-file --batch`` on ``stream``."""
+    """The raw commit ``revision``, the next answer of ``git cat-file`` on ``stream``."""
     header = stream.readline()
     parts = header.split()
     if len(parts) != 3 or parts[0] != revision.encode() or parts[1] != b"commit" or not parts[2].isdigit():
