@@ -6,8 +6,9 @@ The link tables (a repository's, a push's changesets; a changeset's files and pa
 commit and per file it touched: importing a history writes hundreds of thousands of them, and the
 database's check of each row's two foreign keys took a third of the import's time. They are written
 only by bulk storing, from ids read or inserted in the same transaction, and changesets are never
-deleted, so they carry no database constraint (``db_constraint=False``; their columns stay indexed);
-deleting through Django still takes the links along.
+deleted, so they carry no database constraint (``db_constraint=False``); deleting through Django
+still takes the links along. Each is indexed by its unique pair, which serves lookups by its first
+column too, and by its second column: no third index for every row to pay for (``Link``).
 """
 
 import hashlib
@@ -77,7 +78,8 @@ class Repository(models.Model):
     archived = models.BooleanField(default=False)
     # A fork shares the local clone of the repository it forks.
     fork_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="forks")
-    changesets = models.ManyToManyField("Changeset", related_name="repositories", blank=True, db_constraint=False)
+    changesets = models.ManyToManyField("Changeset", related_name="repositories", blank=True,
+                                        through="RepositoryChangeset")
 
     objects = ArchivableQuerySet.as_manager()
 
@@ -173,8 +175,9 @@ class Changeset(models.Model):
     user = models.TextField(blank=True, default="")
     description = models.TextField(blank=True, default="")
     branch = models.ForeignKey(Branch, null=True, blank=True, on_delete=models.PROTECT, related_name="changesets")
-    files = models.ManyToManyField(File, related_name="changesets", blank=True, db_constraint=False)
-    parents = models.ManyToManyField("self", symmetrical=False, related_name="children", blank=True, db_constraint=False)
+    files = models.ManyToManyField(File, related_name="changesets", blank=True, through="ChangesetFile")
+    parents = models.ManyToManyField("self", symmetrical=False, related_name="children", blank=True,
+                                     through="ChangesetParent")
     placeholder = models.BooleanField(default=False, db_index=True)
 
     objects = ChangesetQuerySet.as_manager()
@@ -195,7 +198,7 @@ class Push(models.Model):
     push_id = models.PositiveIntegerField()
     user = models.TextField()
     push_date = models.DateTimeField(db_index=True)
-    changesets = models.ManyToManyField(Changeset, related_name="pushes", db_constraint=False)
+    changesets = models.ManyToManyField(Changeset, related_name="pushes", through="PushChangeset")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["repository", "push_id"], name="unique_push_per_repository")]
@@ -203,6 +206,57 @@ class Push(models.Model):
 
     def __str__(self):
         return f"{self.repository.name}#{self.push_id}"
+
+
+def _link_to(model, indexed=True):
+    """A link table's foreign key (see the module's docstring): unconstrained, hidden from ``model``;
+    ``indexed=False`` for the first column, which the unique pair indexes."""
+    return models.ForeignKey(model, on_delete=models.CASCADE, db_constraint=False, db_index=indexed, related_name="+")
+
+
+class RepositoryChangeset(models.Model):
+    """``Repository.changesets``: the changesets of the repository's stored pushes."""
+
+    repository = _link_to(Repository, indexed=False)
+    changeset = _link_to(Changeset)
+
+    class Meta:
+        db_table = "life_repository_changesets"
+        # unique_together, as Django wrote it for the link table this model describes (0009).
+        unique_together = [("repository", "changeset")]
+
+
+class PushChangeset(models.Model):
+    """``Push.changesets``."""
+
+    push = _link_to(Push, indexed=False)
+    changeset = _link_to(Changeset)
+
+    class Meta:
+        db_table = "life_push_changesets"
+        unique_together = [("push", "changeset")]
+
+
+class ChangesetFile(models.Model):
+    """``Changeset.files``: the paths a changeset touched."""
+
+    changeset = _link_to(Changeset, indexed=False)
+    file = _link_to(File)
+
+    class Meta:
+        db_table = "life_changeset_files"
+        unique_together = [("changeset", "file")]
+
+
+class ChangesetParent(models.Model):
+    """``Changeset.parents``: from a changeset to each of its parents."""
+
+    from_changeset = _link_to(Changeset, indexed=False)
+    to_changeset = _link_to(Changeset)
+
+    class Meta:
+        db_table = "life_changeset_parents"
+        unique_together = [("from_changeset", "to_changeset")]
 
 
 class Tree(models.Model):

@@ -130,6 +130,53 @@ def test_the_migration_to_one_index_per_unique_key_keeps_every_row_and_its_uniqu
         executor.migrate(executor.loader.graph.leaf_nodes())
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_link_tables_lose_their_first_columns_index_and_keep_every_link_and_its_uniqueness():
+    """0009 declares the link tables as models and drops the index of their first column: the links stay,
+    a duplicate is still refused, each table is left with its key, its unique pair and its second
+    column's index, and the migration goes back and forth."""
+    from django.db import IntegrityError, connection, transaction
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = [("life", "0008_unique_keys_one_index")]
+    after = [("life", "0009_link_tables_indexed_by_their_pair")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    repository = old.get_model("life", "Repository").objects.create(name="mozilla-l10n/x", url="https://example.com/x")
+    parent, child = (old.get_model("life", "Changeset").objects.create(revision=letter * 40) for letter in "ab")
+    path = old.get_model("life", "File").objects.create(path="de/a.ftl", path_hash="0" * 64)
+    push = old.get_model("life", "Push").objects.create(repository=repository, push_id=1, user="u",
+                                                        push_date="2026-01-01T00:00:00Z")
+    child.parents.add(parent)
+    child.files.add(path)
+    push.changesets.add(parent, child)
+    repository.changesets.add(parent, child)
+    # (table, its columns, the pairs linked)
+    links = [("life_changeset_parents", ("from_changeset_id", "to_changeset_id"), [(child.pk, parent.pk)]),
+             ("life_changeset_files", ("changeset_id", "file_id"), [(child.pk, path.pk)]),
+             ("life_push_changesets", ("push_id", "changeset_id"), [(push.pk, parent.pk), (push.pk, child.pk)]),
+             ("life_repository_changesets", ("repository_id", "changeset_id"),
+              [(repository.pk, parent.pk), (repository.pk, child.pk)])]
+    try:
+        for target in (after, before, after):
+            executor = MigrationExecutor(connection)
+            executor.migrate(target)
+            with connection.cursor() as cursor:
+                for table, (first, second), pairs in links:
+                    cursor.execute(f"SELECT {first}, {second} FROM {table}")
+                    assert sorted(cursor.fetchall()) == sorted(pairs), table
+                    with pytest.raises(IntegrityError), transaction.atomic():
+                        cursor.execute(f"INSERT INTO {table} ({first}, {second}) VALUES (%s, %s)", pairs[0])
+                    if target == after:
+                        indexes = [info["columns"] for info in connection.introspection.get_constraints(
+                            cursor, table).values() if info["index"] or info["primary_key"] or info["unique"]]
+                        assert sorted(indexes) == sorted([["id"], [first, second], [second]]), table
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+
 def test_deleting_a_repository_takes_its_links_along(hgmo):
     """The link tables carry no database constraint (life/models.py): Django's delete removes them."""
     name = "l10n-central/it"
