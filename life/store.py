@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from django.db import connection
 from django.db.models import Exists, OuterRef
 
-from plumbing.bulk import append_rows, chunk_size, chunked, insert_rows
+from plumbing.bulk import append_rows, chunk_size, chunked, insert_new_rows, insert_rows
 
 from .completeness import StoredPush
 from .models import NULL_REVISION, Branch, Changeset, File, Push, Repository, text_digest
@@ -106,8 +106,8 @@ def store_changesets(records, known_files=None):
     parent_revisions = {p for record in records for p in record.parents} - by_revision.keys()
     if connection.features.can_return_rows_from_bulk_insert:
         # Insert first, look up only what the insert says existed: a first import (every row new)
-        # then costs no lookup at all.
-        known = {}
+        # then looks up only the few parents outside the batch, mostly stored by the batch before.
+        known = changeset_rows(parent_revisions)
     else:
         known = changeset_rows([*by_revision, *parent_revisions])
 
@@ -122,7 +122,11 @@ def store_changesets(records, known_files=None):
         rows += [(p, "", "", None, p != NULL_REVISION) for p in sorted(parent_revisions - known.keys())]
         fields = ["revision", "user", "description", "branch", "placeholder"]
         placeholders = {revision for revision, *_, placeholder in rows if placeholder}
-        inserted = insert_rows(Changeset, fields, rows, returning=["revision", "id"])
+        # New, as in a first import, unless the first is stored (a fork's history, shared with what it
+        # forks): then they take the careful way at once rather than a copy to undo.
+        first_stored = Changeset.objects.filter(revision=rows[0][0]).exists()
+        insert = insert_rows if first_stored else insert_new_rows
+        inserted = insert(Changeset, fields, rows, returning=["revision", "id"])
         for revision, pk in inserted or ():
             known[revision] = (pk, revision in placeholders)
         # Those that existed or a parallel worker inserted first, or all where the database does not

@@ -73,6 +73,41 @@ def insert_rows(model, fields, rows, returning=None):
     return inserted if returns else None
 
 
+def insert_new_rows(model, fields, rows, returning):
+    """``insert_rows`` for rows that are expected to be new; ``returning``: [a unique key, "id"].
+
+    On PostgreSQL, from COPY_FROM_ROWS rows on, they are copied straight into the table, in a
+    savepoint: no conflict check per row and no temporary table, half the cost. A row whose unique
+    key exists fails the copy and undoes it; then the rows go through ``insert_rows``.
+    """
+    key, _ = returning
+    if connection.vendor == "postgresql" and len(rows) >= COPY_FROM_ROWS:
+        copied = _copy_new_rows(model, fields, rows, key)
+        if copied is not None:
+            return copied
+    return insert_rows(model, fields, rows, returning=returning)
+
+
+def _copy_new_rows(model, fields, rows, key):
+    ops, meta = connection.ops, model._meta
+    table, pk = ops.quote_name(meta.db_table), ops.quote_name(meta.pk.column)
+    columns = ", ".join(ops.quote_name(meta.get_field(name).column) for name in fields)
+    with connection.cursor() as cursor:
+        # Every row the copy adds gets a greater id than this one: that finds them without looking up a key.
+        cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, %s))", [meta.db_table, meta.pk.column])
+        floor = cursor.fetchone()[0]
+        try:
+            with transaction.atomic():
+                _copy(cursor, f"COPY {table} ({columns}) FROM STDIN", rows)
+        except connection.Database.IntegrityError:  # the driver's own: COPY runs on its cursor
+            return None
+        keys = {row[fields.index(key)] for row in rows}
+        # Rows other transactions committed meanwhile may be there too; none has one of these keys.
+        cursor.execute(f"SELECT {ops.quote_name(meta.get_field(key).column)}, {pk} FROM {table} WHERE {pk} > %s",
+                       [floor])
+        return [(value, row_id) for value, row_id in cursor.fetchall() if value in keys]
+
+
 def append_rows(model, fields, rows):
     """Add ``rows`` (tuples of database-ready values for ``fields``) to a table that has no unique key
     they could collide with, the fastest way the database offers: ``COPY`` on PostgreSQL (no

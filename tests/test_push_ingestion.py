@@ -160,6 +160,42 @@ def test_placeholder_is_filled_by_later_push_not_duplicated(hgmo):
     assert Changeset.objects.filter(revision=node).count() == 1
 
 
+def test_batches_of_thousands_are_stored_alike_whether_all_new_or_holding_a_placeholder():
+    """A batch of thousands of new changesets goes to the database the fastest way it has (a plain
+    COPY on PostgreSQL); one that holds a placeholder goes the careful way. Either way every
+    changeset is stored once, with its id, its parent and its file, and the placeholder keeps its row."""
+    from django.db import transaction
+
+    from life.records import ChangesetRecord
+    from life.store import store_changesets
+
+    revisions = [f"{n:040x}" for n in range(1, 2301)]
+    records = [ChangesetRecord(revision=revision, user=f"u{n}", description=f"change {n}", branch=None,
+                               parents=(revisions[n - 1] if n else NULL_REVISION,), files=(f"de/{n % 7}.ftl",))
+               for n, revision in enumerate(revisions)]
+    placeholder = Changeset.objects.create(revision=revisions[1500], placeholder=True)
+
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        first = store_changesets(records[:1100])
+    with transaction.atomic():
+        second = store_changesets(records[1100:])
+
+    if connection.vendor == "postgresql":
+        assert any(query["sql"].startswith('COPY "life_changeset" ') for query in queries.captured_queries)
+    assert (first.created, first.filled, second.created, second.filled) == (1100, 0, 1199, 1)
+    rows = dict(Changeset.objects.filter(revision__in=revisions).values_list("revision", "id"))
+    assert {**first.ids, **second.ids}.items() >= rows.items() and len(rows) == 2300
+    assert rows[revisions[1500]] == placeholder.pk
+    assert dict(Changeset.objects.filter(revision__in=revisions, placeholder=False).values_list(
+        "revision", "user")) == {record.revision: record.user for record in records}
+    links = Changeset.parents.through.objects.filter(from_changeset__revision__in=revisions)
+    assert sorted(links.values_list("from_changeset__revision", "to_changeset__revision")) == [
+        (record.revision, record.parents[0]) for record in records]
+    files = Changeset.files.through.objects.filter(changeset__revision__in=revisions)
+    assert sorted(files.values_list("changeset__revision", "file__path")) == [
+        (record.revision, record.files[0]) for record in records]
+
+
 def test_reingestion_and_reprocess_change_nothing(hgmo):
     repo = make_repository(hgmo, "l10n-central/pl")
     hgmo.commit_and_push("l10n-central/pl", {"a": b"1"})

@@ -51,7 +51,9 @@ log = logging.getLogger(__name__)
 
 UNKNOWN_PUSHER = ""
 LINKS_AT_ONCE = 4 * CHUNK
-FIRST_BATCH = 250
+# The first batch: small, for the writing to start soon, yet as big as bulk.COPY_FROM_ROWS (smaller ones
+# reach PostgreSQL by a slower path).
+FIRST_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -157,8 +159,7 @@ def _store_up_to(repository, directory, step, progress=None):
     known_files = {}  # across batches (``store.file_ids``); an exception ends the import, and it with it
     done = 0
     commits = read_commits(directory, step.target, exclude)
-    # The next batch is read from git log while this one is written; the first ones are small, so
-    # the writing starts soon after git log does.
+    # The next batch is read from git log while this one is written.
     with contextlib.closing(commits), \
             read_ahead(chunked(commits, CHUNK, first=FIRST_BATCH), ahead=1, name="git-log") as batches:
         for batch in batches:
