@@ -131,8 +131,9 @@ def _insert_statements(head, tail, columns, rows):
     elif all(type(value) is int for row in rows for value in row):
         # Links between ids (most of an import's rows): written as literals, without quoting each
         # value through the driver, which costs more than the statement on MariaDB.
+        row_format = "(" + ", ".join(["%d"] * len(columns)) + ")"
         for chunk in chunked(rows, CHUNK):
-            yield f"{head} VALUES {', '.join('(' + ', '.join(map(str, row)) + ')' for row in chunk)} {tail}", None
+            yield f"{head} VALUES {', '.join([row_format % row for row in chunk])} {tail}", None
     else:
         row = "(" + ", ".join(["%s"] * len(columns)) + ")"
         for chunk in chunked(rows, chunk_size(len(columns))):
