@@ -122,11 +122,7 @@ def store_changesets(records, known_files=None):
         rows += [(p, "", "", None, p != NULL_REVISION) for p in sorted(parent_revisions - known.keys())]
         fields = ["revision", "user", "description", "branch", "placeholder"]
         placeholders = {revision for revision, *_, placeholder in rows if placeholder}
-        # New, as in a first import, unless the first is stored (a fork's history, shared with what it
-        # forks): then they take the careful way at once rather than a copy to undo.
-        first_stored = Changeset.objects.filter(revision=rows[0][0]).exists()
-        insert = insert_rows if first_stored else insert_new_rows
-        inserted = insert(Changeset, fields, rows, returning=["revision", "id"])
+        inserted = insert_new_rows(Changeset, fields, rows, returning=["revision", "id"])
         for revision, pk in inserted or ():
             known[revision] = (pk, revision in placeholders)
         # Those that existed or a parallel worker inserted first, or all where the database does not

@@ -78,10 +78,12 @@ def insert_new_rows(model, fields, rows, returning):
 
     On PostgreSQL, from COPY_FROM_ROWS rows on, they are copied straight into the table, in a
     savepoint: no conflict check per row and no temporary table, half the cost. A row whose unique
-    key exists fails the copy and undoes it; then the rows go through ``insert_rows``.
+    key exists fails the copy and undoes it; then the rows go through ``insert_rows``, as they do
+    at once when the first row's key exists (rows shared with others, as a fork's history is).
     """
     key, _ = returning
-    if connection.vendor == "postgresql" and len(rows) >= COPY_FROM_ROWS:
+    if (connection.vendor == "postgresql" and len(rows) >= COPY_FROM_ROWS
+            and not model.objects.filter(**{key: rows[0][fields.index(key)]}).exists()):
         copied = _copy_new_rows(model, fields, rows, key)
         if copied is not None:
             return copied

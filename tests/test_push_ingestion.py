@@ -162,8 +162,9 @@ def test_placeholder_is_filled_by_later_push_not_duplicated(hgmo):
 
 def test_batches_of_thousands_are_stored_alike_whether_all_new_or_holding_a_placeholder():
     """A batch of thousands of new changesets goes to the database the fastest way it has (a plain
-    COPY on PostgreSQL); one that holds a placeholder goes the careful way. Either way every
-    changeset is stored once, with its id, its parent and its file, and the placeholder keeps its row."""
+    COPY on PostgreSQL); one that holds a placeholder, or whose first changeset is stored, goes the
+    careful way. Either way every changeset is stored once, with its id, its parent and its file, and
+    the placeholder keeps its row."""
     from django.db import transaction
 
     from life.records import ChangesetRecord
@@ -179,10 +180,14 @@ def test_batches_of_thousands_are_stored_alike_whether_all_new_or_holding_a_plac
         first = store_changesets(records[:1100])
     with transaction.atomic():
         second = store_changesets(records[1100:])
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries_again:
+        again = store_changesets(records[:1100])  # a fork's history: every row stored already
 
-    if connection.vendor == "postgresql":
-        assert any(query["sql"].startswith('COPY "life_changeset" ') for query in queries.captured_queries)
+    copies = [[query for query in captured.captured_queries if query["sql"].startswith('COPY "life_changeset" ')]
+              for captured in (queries, queries_again)]
+    assert [bool(copied) for copied in copies] == [connection.vendor == "postgresql", False]
     assert (first.created, first.filled, second.created, second.filled) == (1100, 0, 1199, 1)
+    assert (again.created, again.filled, again.ids) == (0, 0, first.ids)
     rows = dict(Changeset.objects.filter(revision__in=revisions).values_list("revision", "id"))
     assert {**first.ids, **second.ids}.items() >= rows.items() and len(rows) == 2300
     assert rows[revisions[1500]] == placeholder.pk
