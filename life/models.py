@@ -8,7 +8,7 @@ database's check of each row's two foreign keys took a third of the import's tim
 only by bulk storing, from ids read or inserted in the same transaction, and changesets are never
 deleted, so they carry no database constraint (``db_constraint=False``); deleting through Django
 still takes the links along. Each is indexed by its unique pair, which serves lookups by its first
-column too, and by its second column: no third index for every row to pay for (``Link``).
+column too, and by its second column: no third index for every row to pay for (``_link_to``).
 """
 
 import hashlib

@@ -125,12 +125,17 @@ def append_rows(model, fields, rows):
         _copy(cursor, f"COPY {ops.quote_name(model._meta.db_table)} ({columns}) FROM STDIN", rows)
 
 
+def _ids_only(rows):
+    """Whether every value of ``rows`` is an int (a link's ids): SQL and COPY text take them as written."""
+    return bool(rows) and all(type(value) is int for row in rows for value in row)
+
+
 def _insert_statements(head, tail, columns, rows):
     if connection.vendor == "postgresql":
         arrays = ", ".join(f"%s::{column.db_type(connection)}[]" for column in columns)
         for chunk in chunked(rows, CHUNK):
             yield f"{head} SELECT * FROM unnest({arrays}) {tail}", [list(values) for values in zip(*chunk, strict=True)]
-    elif all(type(value) is int for row in rows for value in row):
+    elif _ids_only(rows):
         # Links between ids (most of an import's rows): written as literals, without quoting each
         # value through the driver, which costs more than the statement on MariaDB.
         row_format = "(" + ", ".join(["%d"] * len(columns)) + ")"
@@ -168,7 +173,7 @@ def _copy(cursor, copy_sql, rows):
     COPY), counted with the queries it replaces."""
     started = time.monotonic()
     with cursor.cursor.copy(copy_sql) as copy:
-        if rows and all(type(value) is int for row in rows for value in row):
+        if _ids_only(rows):
             # Ids only (an import's links, most of its rows): COPY's text form needs no escaping for
             # them, and one string formatted here costs a fifth of handing the driver row by row.
             line = "\t".join(["%d"] * len(rows[0])) + "\n"
