@@ -15,6 +15,17 @@ from simulated.broker import RABBITMQ_HOST, RABBITMQ_PORT, scratch_vhost
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES", "").lower() in ("1", "true", "yes")
 
+# pytest-django refuses the database to a test without one of these (or the django_db mark).
+DATABASE_FIXTURES = {"db", "transactional_db", "django_db_setup", "live_server"}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark ``database`` every test that uses the database: .ci/run runs the others on one
+    database only, since running them on each would change nothing."""
+    for item in items:
+        if item.get_closest_marker("django_db") or DATABASE_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.database)
+
 
 def require_service(name, host, port):
     try:
