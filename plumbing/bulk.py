@@ -14,6 +14,9 @@ from django.db.models.constants import OnConflict
 
 # Rows per INSERT and values per IN (...) where the database allows it.
 CHUNK = 5000
+# MariaDB/MySQL: a statement's rows, written as literals, stop short of this many characters (at most four
+# bytes each): the server refuses a statement over its max_allowed_packet, 16 MB by default.
+MYSQL_STATEMENT_CHARS = 2 << 20
 # From this many rows on, PostgreSQL gets them through COPY (three statements whatever the count)
 # rather than as arrays: psycopg's C copy writer beats dumping the arrays, and the server parses less.
 COPY_FROM_ROWS = 1000
@@ -141,10 +144,46 @@ def _insert_statements(head, tail, columns, rows):
         row_format = "(" + ", ".join(["%d"] * len(columns)) + ")"
         for chunk in chunked(rows, CHUNK):
             yield f"{head} VALUES {', '.join([row_format % row for row in chunk])} {tail}", None
+    elif connection.vendor == "mysql":
+        yield from _mysql_statements(head, tail, rows)
     else:
         row = "(" + ", ".join(["%s"] * len(columns)) + ")"
         for chunk in chunked(rows, chunk_size(len(columns))):
             yield f"{head} VALUES {', '.join([row] * len(chunk))} {tail}", [value for row in chunk for value in row]
+
+
+def _mysql_statements(head, tail, rows):
+    """MariaDB/MySQL: the rows written as literals, up to CHUNK rows and MYSQL_STATEMENT_CHARS per statement.
+
+    Strings go through the driver's own escaping (the connection's character set and SQL mode), ints
+    as written, anything else through the driver's literal: the driver's quoting of each parameter
+    cost twice this, and a changeset's row has five.
+    """
+    driver = connection.connection
+    encoding, escape, literal = driver.encoding, driver.string_literal, driver.literal
+
+    def sql(value):
+        kind = type(value)
+        if kind is str:
+            return escape(value.encode(encoding)).decode(encoding)
+        if kind is int:
+            return str(value)
+        if kind is bool:
+            return "1" if value else "0"
+        if value is None:
+            return "NULL"
+        return literal(value).decode(encoding)
+
+    values, size = [], 0
+    for row in rows:
+        text = "(" + ", ".join(map(sql, row)) + ")"
+        if values and (len(values) == CHUNK or size + len(text) > MYSQL_STATEMENT_CHARS):
+            yield f"{head} VALUES {', '.join(values)} {tail}", None
+            values, size = [], 0
+        values.append(text)
+        size += len(text) + 2
+    if values:
+        yield f"{head} VALUES {', '.join(values)} {tail}", None
 
 
 def _copy_rows(model, columns, rows, head, tail, returns):

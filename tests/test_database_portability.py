@@ -2,9 +2,13 @@
 only by case or trailing spaces, and paths longer than any index."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from life.hg.ingest import ingest_pushes
 from life.models import Changeset, File, Push, Repository
+from life.store import branch_ids
+from plumbing import bulk
 
 pytestmark = pytest.mark.django_db
 
@@ -30,6 +34,31 @@ def test_emoji_and_near_identical_paths_round_trip(hgmo):
     assert File.objects.filter(path__in=["a.txt", "a.txt ", "A.txt"]).count() == 3
     long_file = next(f for f in changeset.files.all() if len(f.path) > 1000)
     assert long_file.path == LONG_PATH
+
+
+# What SQL text could get wrong: quotes, backslashes, Ctrl-Z, %-formats, line ends, four-byte characters
+# (no NUL: no database stores one, and plumbing.text never hands one over).
+AWKWARD_TEXTS = ["it's", 'say "hi"', "back\\slash\\", "ctrl-z\x1a", "100% %s %(x)s {}",
+                 "line\r\nend\n", "🦊 Zoë", "", " ", "\\'; DROP TABLE life_changeset; --"]
+
+
+def test_bulk_rows_round_trip_exactly_in_statements_of_bounded_size(monkeypatch):
+    branch = branch_ids(["default"])["default"]
+    rows = [(f"{n:039x}f", text, text * (n % 3), branch if n % 2 else None, bool(n % 3 == 1))
+            for n, text in enumerate(AWKWARD_TEXTS * 30)]
+    # A bound this small splits MariaDB's statements every few rows; it must not lose or change one.
+    monkeypatch.setattr(bulk, "MYSQL_STATEMENT_CHARS", 200)
+
+    with CaptureQueriesContext(connection) as queries:
+        bulk.insert_rows(Changeset, ["revision", "user", "description", "branch", "placeholder"], rows)
+        bulk.insert_rows(Changeset, ["revision", "user", "description", "branch", "placeholder"], rows)  # all ignored
+
+    stored = Changeset.objects.filter(revision__endswith="f").order_by("revision").values_list("revision", "user", "description", "branch",
+                                                                "placeholder")
+    assert list(stored) == rows
+    if connection.vendor == "mysql":
+        inserts = [query["sql"] for query in queries if query["sql"].startswith("INSERT")]
+        assert len(inserts) > 2 * 30 and max(len(sql.partition(" VALUES ")[2]) for sql in inserts) < 400
 
 
 def test_reingesting_finds_the_same_file_rows(hgmo):
