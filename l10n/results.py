@@ -208,7 +208,6 @@ def _store_runs(new_runs, current, now):
     for chunk in bulk.chunked([active_id for ids in repointed.values() for active_id in ids], bulk.chunk_size()):
         Active.objects.filter(pk__in=chunk).update(run_id=Subquery(run_of_checked))
     # Deleted by id, found without locks: see _lock_active.
-    # Deleted by id, found without locks: see _lock_active.
     stale_files = bulk.select_in(RunFile, ["id"], "run", retired + [row.pk for *_, row in rows])
     bulk.delete_ids(RunFile, [pk for pk, in stale_files])
     # The bulk of a reference push's writes (every locale's missing ids, per file): appended, not inserted.
