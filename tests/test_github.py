@@ -6,6 +6,7 @@ RabbitMQ and the real worker.
 """
 
 import json
+import shutil
 from datetime import datetime, timezone
 
 import pytest
@@ -280,6 +281,25 @@ def test_a_failed_reclone_leaves_the_git_clone_in_place(github):
 
     assert snapshot(clone) == before
     assert not any((storage.base() / ".staging").iterdir())
+
+
+@pytest.mark.django_db
+def test_every_new_clone_keeps_gits_maintenance_in_the_foreground(github):
+    """Background maintenance would outlive the timeout of the command that started it: a clone
+    made by ``git clone`` and one made by init and fetch (a fork tracked before its owner) both say no."""
+    github.create_repo(L10N)
+    github.build_history(L10N, 3, locales=["de"])
+    owner = Repository.objects.create(name=L10N, url=github.repo_url(L10N), kind="git", branch="main")
+    fork = Repository.objects.create(name="someone/firefox-l10n", url=github.repo_url(L10N), kind="git",
+                                     branch="main", fork_of=owner)
+    for repository, made_by in ((fork, "init and fetch"), (owner, "git clone")):
+        shutil.rmtree(storage.clone_path(owner), ignore_errors=True)
+        for_repository(repository).reprocess(repository)
+        directory = git_clone.git_dir(repository)
+        settings = {key: git_clone.run_git(directory, ["config", "--local", key], "git config").decode().strip()
+                    for key in ("gc.autoDetach", "maintenance.autoDetach")}
+        assert settings == {"gc.autoDetach": "false", "maintenance.autoDetach": "false"}, made_by
+        assert git_clone.resolve(directory, git_clone.tracking_ref(repository)) == github.tip(L10N), made_by
 
 
 @pytest.mark.django_db

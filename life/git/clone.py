@@ -191,8 +191,6 @@ def _clone(repository, directory, url, ref):
         tip = _first_fetch(str(fresh), url, repository.branch, ref)
         if tip is None:
             return None  # upstream has no such branch: nothing worth keeping
-        for key, value in _CLONE_CONFIG.items():
-            run_git(fresh, ["config", key, value], "git config")
         staged.swap_in()
         return tip
 
@@ -205,9 +203,13 @@ def _first_fetch(fresh, url, branch, ref):
     """
     if ref != f"refs/heads/{branch}":
         run_git(None, ["init", "--quiet", "--bare", f"--initial-branch={branch}", fresh], "git init")
+        for key, value in _CLONE_CONFIG.items():
+            run_git(fresh, ["config", key, value], "git config")
         return _fetch_into(fresh, url, branch, ref)
     try:
+        # The clone writes _CLONE_CONFIG itself (--config): no git process more per setting.
         run_git(None, ["clone", "--quiet", "--bare", "--single-branch", "--no-tags", "--filter=blob:none",
+                       *(f"--config={key}={value}" for key, value in _CLONE_CONFIG.items()),
                        f"--branch={branch}", url, fresh], f"git clone {url} {branch}")
     except GitFailed as error:
         if f"Remote branch {branch} not found" in str(error):
