@@ -156,8 +156,8 @@ def _mysql_statements(head, tail, rows):
     """MariaDB/MySQL: the rows written as literals, up to CHUNK rows and MYSQL_STATEMENT_CHARS per statement.
 
     Strings go through the driver's own escaping (the connection's character set and SQL mode), ints
-    as written, anything else through the driver's literal: the driver's quoting of each parameter
-    cost twice this, and a changeset's row has five.
+    and bytes as written, anything else through the driver's literal: the driver's quoting of each
+    parameter cost twice this, and a changeset's row has five.
     """
     driver = connection.connection
     encoding, escape, literal = driver.encoding, driver.string_literal, driver.literal
@@ -172,6 +172,8 @@ def _mysql_statements(head, tail, rows):
             return "1" if value else "0"
         if value is None:
             return "NULL"
+        if kind is bytes:
+            return f"X'{value.hex()}'"  # the driver's literal of bytes need not be text in ``encoding``
         return literal(value).decode(encoding)
 
     values, size = [], 0

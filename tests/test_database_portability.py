@@ -4,11 +4,13 @@ only by case or trailing spaces, and paths longer than any index."""
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from life.hg.ingest import ingest_pushes
 from life.models import Changeset, File, Push, Repository
 from life.store import branch_ids
 from plumbing import bulk
+from worker.models import DeadLetter
 
 pytestmark = pytest.mark.django_db
 
@@ -59,6 +61,18 @@ def test_bulk_rows_round_trip_exactly_in_statements_of_bounded_size(monkeypatch)
     if connection.vendor == "mysql":
         inserts = [query["sql"] for query in queries if query["sql"].startswith("INSERT")]
         assert len(inserts) > 2 * 30 and max(len(sql.partition(" VALUES ")[2]) for sql in inserts) < 400
+
+
+def test_bulk_bytes_round_trip_exactly():
+    bodies = [b"\xff\xfe not UTF-8", b"nul \x00 quote ' backslash \\", b""]
+    now = timezone.now()
+    rows = [(body, False, "", "{}", "exchange/x", f"route.{n}", "", "error", connection.ops.adapt_datetimefield_value(now),
+             0, 0, False) for n, body in enumerate(bodies)]
+
+    bulk.insert_rows(DeadLetter, ["body", "body_truncated", "content_type", "headers", "exchange", "routing_key",
+                                  "source", "error", "created", "retries", "replays", "resolved"], rows)
+
+    assert [bytes(body) for body in DeadLetter.objects.order_by("routing_key").values_list("body", flat=True)] == bodies
 
 
 def test_reingesting_finds_the_same_file_rows(hgmo):
