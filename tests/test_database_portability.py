@@ -55,9 +55,8 @@ def test_bulk_rows_round_trip_exactly_in_statements_of_bounded_size(monkeypatch)
         bulk.insert_rows(Changeset, ["revision", "user", "description", "branch", "placeholder"], rows)
         bulk.insert_rows(Changeset, ["revision", "user", "description", "branch", "placeholder"], rows)  # all ignored
 
-    stored = Changeset.objects.filter(revision__endswith="f").order_by("revision").values_list("revision", "user", "description", "branch",
-                                                                "placeholder")
-    assert list(stored) == rows
+    stored = Changeset.objects.filter(revision__endswith="f").order_by("revision")
+    assert list(stored.values_list("revision", "user", "description", "branch", "placeholder")) == rows
     if connection.vendor == "mysql":
         inserts = [query["sql"] for query in queries if query["sql"].startswith("INSERT")]
         assert len(inserts) > 2 * 30 and max(len(sql.partition(" VALUES ")[2]) for sql in inserts) < 400
@@ -65,9 +64,9 @@ def test_bulk_rows_round_trip_exactly_in_statements_of_bounded_size(monkeypatch)
 
 def test_bulk_bytes_round_trip_exactly():
     bodies = [b"\xff\xfe not UTF-8", b"nul \x00 quote ' backslash \\", b""]
-    now = timezone.now()
-    rows = [(body, False, "", "{}", "exchange/x", f"route.{n}", "", "error", connection.ops.adapt_datetimefield_value(now),
-             0, 0, False) for n, body in enumerate(bodies)]
+    created = connection.ops.adapt_datetimefield_value(timezone.now())
+    rows = [(body, False, "", "{}", "exchange/x", f"route.{n}", "", "error", created, 0, 0, False)
+            for n, body in enumerate(bodies)]
 
     bulk.insert_rows(DeadLetter, ["body", "body_truncated", "content_type", "headers", "exchange", "routing_key",
                                   "source", "error", "created", "retries", "replays", "resolved"], rows)
