@@ -122,11 +122,13 @@ def child(url, scratch, commits):
     from common import scratch_database
     from life.git.ingest import import_history
     from life.models import Changeset, Push, Repository
+    from plumbing.collector import freeze_startup_objects
 
     settings.REPOSITORY_BASE = Path(scratch) / "clones"
     shutil.rmtree(settings.REPOSITORY_BASE, ignore_errors=True)
     with scratch_database() as vendor:
         repository = Repository.objects.create(name=NAME, url=url, kind=Repository.GIT, branch="main")
+        freeze_startup_objects()  # as ./manage.py track does before its work
         # Counted, not kept: the statements' text would weigh on the resident size measured.
         connection.force_debug_cursor, connection.queries_log = True, _QueryCounter()
         started = time.perf_counter()

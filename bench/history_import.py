@@ -40,6 +40,7 @@ from common import report, scratch_database
 from life.hg.clone import hg_environment, hg_executable
 from life.hg.ingest import reprocess_repository
 from life.models import Changeset, Push, Repository
+from plumbing.collector import freeze_startup_objects
 from simulated.hgmo import SimulatedHgmo, reference_push_sizes
 
 
@@ -126,6 +127,7 @@ def main():
         settings.REPOSITORY_BASE = Path(tmp) / "clones"
         with scratch_database() as vendor:
             figures["database"] = vendor
+            freeze_startup_objects()  # as ./manage.py reprocess-repo does before its work
             names = args.profile or list(PROFILES)
             for name in names:
                 figures.update(measure(PROFILES[name], hgmo, Path(tmp)))

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -147,3 +148,24 @@ def test_consume_pulse_refuses_a_database_without_its_tables(tmp_path):
     assert result.returncode != 0
     assert re.fullmatch(r"CommandError: the database lacks \d+ migrations: run ./manage.py migrate first",
                         result.stderr.strip()), result.stderr
+
+
+COMMANDS_THAT_IMPORT = [["consume-pulse", "--idle-exit", "1"], ["track", "https://127.0.0.1:9/x", "--kind", "git"],
+                        ["reprocess-repo", "x"], ["backfill"]]
+
+
+def test_every_command_that_imports_leaves_the_startups_objects_out_of_the_collectors_walks(tmp_path):
+    # Each command runs to its end, here an error (a database without tables), then the process says how many
+    # objects its start left frozen; a full collection would otherwise walk every one of them again.
+    run_then_count = ("import gc, sys, django; django.setup(); from django.core.management import call_command\n"
+                      "try:\n    call_command(*sys.argv[1:])\nexcept BaseException:\n    pass\n"
+                      "print(gc.get_freeze_count())")
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}", "PULSE_URL": "memory://",
+           "REPOSITORY_BASE": str(tmp_path / "clones"), "DJANGO_SETTINGS_MODULE": "settings"}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda command: subprocess.run(
+            [sys.executable, "-c", run_then_count, *command], cwd=PROJECT, env=env, capture_output=True, text=True,
+            timeout=60), COMMANDS_THAT_IMPORT))
+    frozen = {command[0]: int(result.stdout.split()[-1]) for command, result in zip(COMMANDS_THAT_IMPORT, results,
+                                                                                   strict=True)}
+    assert all(count > 20_000 for count in frozen.values()), frozen

@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from life.backfill import backfill
 from life.management.storage import prepare_storage
 from life.models import Repository
+from plumbing.collector import freeze_startup_objects
 
 
 class Command(BaseCommand):
@@ -16,6 +17,7 @@ class Command(BaseCommand):
 
     def handle(self, limit, names, **options):
         prepare_storage()
+        freeze_startup_objects()
         if names:
             unknown = sorted(set(names) - set(Repository.objects.filter(name__in=names).values_list("name", flat=True)))
             if unknown:

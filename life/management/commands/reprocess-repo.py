@@ -6,6 +6,7 @@ from life.kinds import for_repository
 from life.management.progress import Progress
 from life.management.storage import prepare_storage
 from life.models import Repository
+from plumbing.collector import freeze_startup_objects
 from plumbing.errors import PermanentError, TransientError
 
 
@@ -20,6 +21,7 @@ class Command(BaseCommand):
 
     def handle(self, name, reclone, **options):
         prepare_storage()
+        freeze_startup_objects()
         try:
             repository = Repository.objects.get(name=name)
         except Repository.DoesNotExist:

@@ -7,6 +7,7 @@ from life.management.progress import Progress
 from life.management.storage import prepare_storage
 from life.models import Repository
 from life.repositories import start_tracking
+from plumbing.collector import freeze_startup_objects
 from plumbing.errors import PermanentError, TransientError
 from plumbing.urls import mask_secrets
 
@@ -27,6 +28,7 @@ class Command(BaseCommand):
 
     def handle(self, url, name, branch, forest, kind, **options):
         prepare_storage()
+        freeze_startup_objects()
         try:
             repository = start_tracking(url, name=name, branch=branch, forest=forest, kind=kind)
             with Progress(repository.name, for_repository(repository).progress_unit) as progress:

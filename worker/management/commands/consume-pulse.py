@@ -10,6 +10,7 @@ from django.db import DatabaseError, connection, connections
 from django.db.migrations.executor import MigrationExecutor
 
 from life.management.storage import prepare_storage
+from plumbing.collector import freeze_startup_objects
 from worker import exchanges, metrics
 from worker.config import brokers
 from worker.consumer import PulseWorker, connect
@@ -30,6 +31,7 @@ class Command(BaseCommand):
 
     def handle(self, max_messages, idle_exit, **options):
         prepare_storage()
+        freeze_startup_objects()
         check_migrations()
         workers = [
             PulseWorker(connect(broker), broker, max_messages=max_messages, idle_exit=idle_exit)
