@@ -22,7 +22,7 @@ whole. Per profile, the baseline again with ``git clone --filter=blob:none``, it
 baseline's time (``<profile>_partial_share``) and both clones' sizes.
 
 Usage: .venv/bin/python bench/git_history_import.py [--profile firefox|monorepo]
-       [--databases URL,URL] [--rounds N] [--commits N (overrides the profiles' sizes)]
+       [--databases URL,URL] [--rounds N (3)] [--commits N (overrides the profiles' sizes)]
 (A scratch copy of each named database is created and dropped.)
 """
 
@@ -148,7 +148,8 @@ def main():
     parser.add_argument("--profile", choices=sorted(PROFILES), action="append")
     parser.add_argument("--databases", default=os.environ.get("BENCH_DATABASES", DATABASES),
                         help="comma-separated DATABASE_URLs, each measured in the same run")
-    parser.add_argument("--rounds", type=int, default=1, help="baseline and import alternate; medians reported")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="baseline and import alternate; medians reported (one round is one noisy sample)")
     parser.add_argument("--commits", type=int, help="instead of each profile's size (quick runs)")
     args = parser.parse_args()
 
