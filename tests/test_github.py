@@ -261,6 +261,20 @@ def test_reprocess_and_reclone_a_git_repository(github):
     assert Changeset.objects.filter(repositories=repository).count() == 31
 
 
+@pytest.mark.django_db
+def test_an_imports_progress_counts_the_commits_to_store_first_all_then_what_is_new(github, caplog):
+    github.create_repo(L10N)
+    github.build_history(L10N, 2500, merges_every=500, locales=["de", "fr"])  # more than one batch
+    caplog.set_level("INFO", logger="life.reprocess")
+    track(github, L10N)
+    for n in range(2):
+        github.commit(L10N, {"de/new.ftl": f"n = {n}\n".encode()})
+    call_command("reprocess-repo", L10N)
+
+    assert [record.getMessage() for record in caplog.records if record.name == "life.reprocess"] == [
+        f"{L10N}: 1000/2500 commits", f"{L10N}: 2500/2500 commits", f"{L10N}: 2/2 commits"]
+
+
 def snapshot(directory):
     """Every file of a clone, with its bytes: what a reader of the shared storage sees."""
     return {str(path.relative_to(directory)): path.read_bytes() for path in sorted(directory.rglob("*"))

@@ -31,6 +31,7 @@ the message announces (``before..after``, read from the clone: no fetch).
 import contextlib
 import logging
 from array import array
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -148,7 +149,6 @@ def _store_up_to(repository, directory, step, progress=None):
     """Store what reaches ``step.target`` and is not stored yet as one push; returns a IngestResult."""
     stored_revision = _stored_revision(repository)
     exclude = [stored_revision] if stored_revision else []
-    total = clone.count_commits(directory, step.target, exclude) if progress else None
     # A repository without pushes has nothing linked: its first import needs no lookups.
     has_pushes = Push.objects.filter(repository=repository).exists()
     result = IngestResult()
@@ -159,9 +159,11 @@ def _store_up_to(repository, directory, step, progress=None):
     known_files = {}  # across batches (``store.file_ids``); an exception ends the import, and it with it
     done = 0
     commits = read_commits(directory, step.target, exclude)
-    # The next batch is read from git log while this one is written.
-    with contextlib.closing(commits), \
+    # The next batch is read from git log while this one is written. The count for ``progress`` walks
+    # the history as git log does before its first commit: side by side, not first (0.3 s of 100,000).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="git-count") as beside, contextlib.closing(commits), \
             read_ahead(chunked(commits, CHUNK, first=FIRST_BATCH), ahead=1, name="git-log") as batches:
+        total = beside.submit(clone.count_commits, directory, step.target, exclude) if progress else None
         for batch in batches:
             records = _not_stored(repository, batch) if has_pushes else batch
             if records:
@@ -173,7 +175,7 @@ def _store_up_to(repository, directory, step, progress=None):
                 result.add_changesets(stored)
             done += len(batch)
             if progress:
-                progress(done, total)
+                progress(done, total.result())
     with transaction.atomic():
         locked = lock_repository(repository)
         push_id = locked.last_push_id()
