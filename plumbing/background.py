@@ -1,14 +1,16 @@
 """Reading ahead: iterate in a background thread while the caller does something else.
 
-Used to read json-pushes while a clone is pulled: the network waits overlap
-instead of adding up. The thread stays at most ``ahead`` items in front of
-the consumer, so memory stays bounded; its exception reaches the consumer at
-the point where the failed item would have been.
+Used to read json-pushes while a clone is pulled, git log while its commits
+are stored, and a git import's batches while they are linked: the waits
+overlap instead of adding up. The thread stays at most ``ahead`` items in
+front of the consumer, so memory stays bounded; its exception reaches the
+consumer at the point where the failed item would have been.
 """
 
 import contextlib
 import queue
 import threading
+import types
 
 _END = object()
 
@@ -46,6 +48,10 @@ def read_ahead(iterable, ahead, name="read-ahead"):
             put(_Raised(error))
         else:
             put(_END)
+        finally:
+            # A generator left early cleans up here, in the thread that ran it (what it opened is this thread's).
+            if isinstance(iterable, types.GeneratorType):
+                iterable.close()
 
     def consume():
         while True:

@@ -153,6 +153,57 @@ def test_an_import_in_many_batches_links_each_commit_to_its_files_once_each(gith
     assert pushes(repository) == [(1, "", set(commits))]
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("failing", ["a batch", "the links"])
+def test_an_import_that_fails_half_way_links_nothing_and_the_next_one_completes_it(github, monkeypatch, failing):
+    """Batches are committed as they go; the links to the repository and the push come in the push's
+    transaction, or not at all. On PostgreSQL and MariaDB a first import stores its batches in a thread,
+    on a connection of its own, while this one links them: a failure on either side stops both."""
+    import threading
+
+    from life import store as life_store
+    from life.git import ingest as git_ingest
+
+    monkeypatch.setattr(git_ingest, "CHUNK", 3)
+    github.create_repo(L10N)
+    github.build_history(L10N, 20, locales=["de", "fr"])
+    repository = Repository.objects.create(name=L10N, url=github.repo_url(L10N), kind="git", branch="main")
+    store_changesets, link_to_repository, stored = life_store.store_changesets, git_ingest._link_to_repository, []
+
+    def storing(records, known_files=None):
+        if failing == "a batch" and len(stored) == 3:
+            raise RuntimeError("a batch failed")
+        stored.append(records)
+        return store_changesets(records, known_files)
+
+    def linking(*args):
+        if failing == "the links" and len(stored) >= 3:
+            raise RuntimeError("the links failed")
+        return link_to_repository(*args)
+
+    monkeypatch.setattr(life_store, "store_changesets", storing)
+    monkeypatch.setattr(git_ingest, "_link_to_repository", linking)
+    with pytest.raises(RuntimeError, match=f"{failing} failed"):
+        for_repository(repository).reprocess(repository)
+
+    assert not Push.objects.filter(repository=repository).exists()
+    assert not Changeset.objects.filter(repositories=repository).exists()
+    state = SyncState.objects.get(repository=repository)
+    assert (state.failures, state.last_error) == (1, f"RuntimeError: {failing} failed")
+    assert not any(thread.name.startswith(("git-store", "git-log")) for thread in threading.enumerate())
+
+    monkeypatch.setattr(life_store, "store_changesets", store_changesets)
+    monkeypatch.setattr(git_ingest, "_link_to_repository", link_to_repository)
+    for_repository(repository).reprocess(repository)
+
+    tip = github.tip(L10N)
+    assert pushes(repository) == [(1, "", set(Changeset.objects.filter(repositories=repository)
+                                              .values_list("revision", flat=True)))]
+    assert Changeset.objects.filter(repositories=repository).count() == Changeset.objects.exclude(revision=NULL_REVISION).count() == 20
+    assert stored_revision(repository) == tip
+    assert Push.changesets.through.objects.count() == Repository.changesets.through.objects.count() == 20
+
+
 def _missing_blobs(repository):
     """Blobs the clone's tracked branch reaches that the clone does not hold (asked without fetching them)."""
     out = git_clone.run_git(git_clone.git_dir(repository), ["rev-list", "--objects", "--missing=print", "main"],

@@ -113,3 +113,19 @@ def test_leaving_early_stops_the_producer():
     with read_ahead(endless(), ahead=1, name="endless") as iterator:
         assert next(iterator) == 0
     assert not any(thread.name == "endless" for thread in threading.enumerate())
+
+
+def test_leaving_early_closes_the_producers_generator_in_the_producers_thread():
+    # What the generator opened for its thread (a database connection) is closed there, not left to the collector.
+    closed_in = []
+
+    def endless():
+        try:
+            while True:
+                yield 1
+        finally:
+            closed_in.append(threading.current_thread().name)
+
+    with read_ahead(endless(), ahead=1, name="producer") as iterator:
+        assert next(iterator) == 1
+    assert closed_in == ["producer"]

@@ -13,10 +13,13 @@ re-created branch takes what is not stored yet, and duplicate, late or
 out-of-order deliveries store nothing twice.
 
 Changesets are written in bounded batches (one transaction each, under the
-repository's row lock); the Push and every link to the repository come last,
-in one transaction, so "linked to the repository" always means "in a stored
-push" and an interrupted import resumes where it stopped. The clone is under
-its file lock throughout.
+repository's row lock); the Push and every link to the repository are
+committed last, in one transaction, so "linked to the repository" always
+means "in a stored push" and an interrupted import resumes where it stopped.
+A repository's first import (a whole history) writes those links as its
+batches are stored: the push's transaction is open meanwhile, and the batches
+are stored in a thread on a connection of their own (not on SQLite, nor inside
+a caller's transaction). The clone is under its file lock throughout.
 
 A message names the pusher and the push time; they are used only when the
 push the message announces is what gets stored (its ``after`` is on the
@@ -35,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone as django_timezone
 
 from plumbing.background import read_ahead
@@ -150,57 +153,122 @@ def _store_up_to(repository, directory, step, progress=None):
     stored_revision = _stored_revision(repository)
     exclude = [stored_revision] if stored_revision else []
     # A repository without pushes has nothing linked: its first import needs no lookups.
-    has_pushes = Push.objects.filter(repository=repository).exists()
-    result = IngestResult()
-    # Kept for the push, through the whole history: machine integers, not an object per id, which
-    # would pin each batch's memory once the batch is gone.
-    new_ids = array("q")
-    paths = set()
+    first = not Push.objects.filter(repository=repository).exists()
+    batches = _store_batches(repository, directory, step.target, exclude, first, progress)
+    gathered = _Gathered()
+    if first and _on_connections_of_their_own():
+        # A first import links a whole history to the repository. The links are written as the batches
+        # are stored, in the push's transaction, open meanwhile; the batches are stored in a thread on a
+        # connection of its own. After the last batch only the push's own links are left to write.
+        with read_ahead(_closing_its_connection(batches), ahead=2, name="git-store") as batches, \
+                transaction.atomic():
+            for batch in batches:
+                _link_to_repository(repository, batch.ids)
+                gathered.add(batch)
+            push_id = _finish_push(repository, step, gathered)
+    else:
+        for batch in batches:
+            gathered.add(batch)
+        with transaction.atomic():
+            _link_to_repository(repository, gathered.ids)
+            push_id = _finish_push(repository, step, gathered)
+    if gathered.ids:
+        log.info("%s: push %d, %d commits up to %s", repository.name, push_id, len(gathered.ids), step.target)
+    return gathered.result
+
+
+@dataclass
+class _Stored:
+    """What one batch stored: the ids of its commits not stored before, the paths they touched."""
+
+    ids: array
+    paths: set
+    changesets: store.StoredChangesets | None
+
+
+class _Gathered:
+    """What the batches stored, for the push that holds it."""
+
+    def __init__(self):
+        self.result = IngestResult()
+        # Kept through the whole history: machine integers, not an object per id, which would pin each
+        # batch's memory once the batch is gone.
+        self.ids = array("q")
+        self.paths = set()
+
+    def add(self, batch):
+        self.ids.extend(batch.ids)
+        self.paths.update(batch.paths)
+        if batch.changesets:
+            self.result.add_changesets(batch.changesets)
+
+
+def _store_batches(repository, directory, target, exclude, first, progress):
+    """Store the commits that reach ``target`` and not ``exclude`` and are not stored yet, in batches of
+    one transaction each, under the repository's row lock; yield a _Stored per batch, outside its
+    transaction. ``first``: the repository has nothing stored, nothing to look up."""
     known_files = {}  # across batches (``store.file_ids``); an exception ends the import, and it with it
     done = 0
-    commits = read_commits(directory, step.target, exclude)
+    commits = read_commits(directory, target, exclude)
     # The next batch is read from git log while this one is written. The count for ``progress`` walks
     # the history as git log does before its first commit: side by side, not first (0.3 s of 100,000).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="git-count") as beside, contextlib.closing(commits), \
             read_ahead(chunked(commits, CHUNK, first=FIRST_BATCH), ahead=1, name="git-log") as batches:
-        total = beside.submit(clone.count_commits, directory, step.target, exclude) if progress else None
+        total = beside.submit(clone.count_commits, directory, target, exclude) if progress else None
         for batch in batches:
-            records = _not_stored(repository, batch) if has_pushes else batch
+            records = batch if first else _not_stored(repository, batch)
+            stored = None
             if records:
                 with transaction.atomic():
                     lock_repository(repository)
                     stored = store.store_changesets(records, known_files)
-                new_ids.extend(stored.ids[record.revision] for record in records)
-                paths.update(path for record in records for path in record.files)
-                result.add_changesets(stored)
             done += len(batch)
             if progress:
                 progress(done, total.result())
-    with transaction.atomic():
-        locked = lock_repository(repository)
-        push_id = locked.last_push_id()
-        if new_ids:
-            push_id += 1
-            _store_push(locked, push_id, step, new_ids)
-            result.pushes = 1
-        sync.record_success(locked, push_id, push_id)
-        SyncState.objects.filter(repository=locked).update(stored_revision=step.target)
-        if new_ids:
-            signals.pushes_stored.send(sender=Repository, repository=locked, paths=frozenset(paths), tip=step.target)
-    if new_ids:
-        log.info("%s: push %d, %d commits up to %s", repository.name, push_id, len(new_ids), step.target)
-    return result
+            yield _Stored(ids=array("q", (stored.ids[record.revision] for record in records)),
+                          paths={path for record in records for path in record.files}, changesets=stored)
 
 
-def _store_push(repository, push_id, step, changeset_ids):
-    push = Push.objects.create(repository=repository, push_id=push_id, user=step.user, push_date=step.date)
-    # A few batches' worth of links at a time: an import of the whole history links every commit here.
-    # Appended, with nothing to collide with: the push is new in this transaction, and its changesets
-    # are none of the repository's (so read under the clone's lock, which every writer of a git
-    # repository's links holds).
+def _on_connections_of_their_own():
+    """Whether a thread's connection sees what this one committed and can write beside it: not inside
+    a transaction (a test's), not on SQLite (one writer at a time)."""
+    return connection.vendor != "sqlite" and not connection.in_atomic_block
+
+
+def _closing_its_connection(items):
+    """``items``, then the database connection Django opened for the thread that iterated them closed."""
+    try:
+        yield from items
+    finally:
+        connection.close()
+
+
+def _link_to_repository(repository, changeset_ids):
+    # A few batches' worth of links at a time: an import of the whole history links every commit.
+    # Appended, with nothing to collide with: these changesets are none of the repository's (so read
+    # under the clone's lock, which every writer of a git repository's links holds).
     for chunk in chunked(changeset_ids, LINKS_AT_ONCE):
-        append_rows(Push.changesets.through, ["push", "changeset"], [(push.pk, pk) for pk in chunk])
         append_rows(Repository.changesets.through, ["repository", "changeset"], [(repository.pk, pk) for pk in chunk])
+
+
+def _finish_push(repository, step, gathered):
+    """In the transaction that linked ``gathered.ids`` to the repository: the push that holds them (if
+    any) and the sync state. Returns the repository's last push id."""
+    locked = lock_repository(repository)
+    push_id = locked.last_push_id()
+    if gathered.ids:
+        push_id += 1
+        push = Push.objects.create(repository=locked, push_id=push_id, user=step.user, push_date=step.date)
+        # Appended: the push is new in this transaction.
+        for chunk in chunked(gathered.ids, LINKS_AT_ONCE):
+            append_rows(Push.changesets.through, ["push", "changeset"], [(push.pk, pk) for pk in chunk])
+        gathered.result.pushes = 1
+    sync.record_success(locked, push_id, push_id)
+    SyncState.objects.filter(repository=locked).update(stored_revision=step.target)
+    if gathered.ids:
+        signals.pushes_stored.send(sender=Repository, repository=locked, paths=frozenset(gathered.paths),
+                                   tip=step.target)
+    return push_id
 
 
 def _not_stored(repository, records):
