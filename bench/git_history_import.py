@@ -35,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -86,15 +87,21 @@ def import_in_child(url, database_url, scratch, commits):
 
 
 class _QueryCounter:
-    """Stands in for the connection's log of queries: counts them, keeps nothing."""
+    """Stands in for the log of queries of every connection (the import stores its batches on a thread's
+    own): counts them, keeps nothing."""
 
     maxlen = None
 
     def __init__(self):
         self.count = 0
+        self._lock = threading.Lock()
 
     def append(self, query):
-        self.count += 1
+        with self._lock:
+            self.count += 1
+
+    def log(self, connection):
+        connection.force_debug_cursor, connection.queries_log = True, self
 
     def clear(self):
         pass
@@ -118,6 +125,7 @@ def child(url, scratch, commits):
     sys.path.insert(0, str(BENCH))
     from django.conf import settings
     from django.db import connection
+    from django.db.backends.signals import connection_created
 
     from common import scratch_database
     from life.git.ingest import import_history
@@ -130,11 +138,13 @@ def child(url, scratch, commits):
         repository = Repository.objects.create(name=NAME, url=url, kind=Repository.GIT, branch="main")
         freeze_startup_objects()  # as ./manage.py track does before its work
         # Counted, not kept: the statements' text would weigh on the resident size measured.
-        connection.force_debug_cursor, connection.queries_log = True, _QueryCounter()
+        queries = _QueryCounter()
+        queries.log(connection)
+        connection_created.connect(lambda connection, **_: queries.log(connection), weak=False)
         started = time.perf_counter()
         result = import_history(repository)
         seconds = time.perf_counter() - started
-        queries, connection.force_debug_cursor = connection.queries_log, False
+        connection.force_debug_cursor = False
         stored = Changeset.objects.filter(repositories=repository).count()
         assert stored == commits and Push.objects.filter(repository=repository).count() == 1, stored
     shutil.rmtree(settings.REPOSITORY_BASE, ignore_errors=True)
