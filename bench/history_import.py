@@ -20,11 +20,14 @@ the baseline (target <= 1.3), ``noop_ratio`` the second run against the import
 (target <= 0.3). The unprefixed ``ratio`` and ``noop_ratio`` are the worst
 of the profiles.
 
-Usage: [DATABASE_URL=…] .venv/bin/python bench/history_import.py [--profile bulk|reference]
-(PostgreSQL by default; a scratch copy of the named database is created and dropped.)
+Usage: [DATABASE_URL=…] .venv/bin/python bench/history_import.py [--profile bulk|reference] [--rounds N (3)]
+(PostgreSQL by default; a scratch copy of the named database is created and dropped, once per round;
+figures are the rounds' medians.)
 """
 
 import argparse
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -68,7 +71,9 @@ def timed(command):
     return time.perf_counter() - started
 
 
-def measure(profile, hgmo, tmp):
+def measure(profile, hgmo, tmp, rounds):
+    """The profile's figures: medians of ``rounds`` rounds, each a baseline, then an import into a database and
+    clone storage of its own, then the import again."""
     name = f"bench/{profile.name}"
     hgmo.create_repo(name)
     started = time.perf_counter()
@@ -76,61 +81,75 @@ def measure(profile, hgmo, tmp):
                               pushes=profile.push_sizes())
     print(f"# {profile.name}: built {profile.changesets} changesets in {time.perf_counter() - started:.1f}s",
           file=sys.stderr)
+    samples = []
+    for _ in range(rounds):
+        sample = measure_once(profile, name, hgmo, tmp)
+        print(f"# {profile.name}: baseline {sample['baseline_seconds']:.2f}s, import {sample['import_seconds']:.2f}s",
+              file=sys.stderr)
+        samples.append(sample)
+    figures = {}
+    for key in samples[0]:
+        values = [sample[key] for sample in samples]
+        figures[key] = statistics.median(values) if isinstance(values[0], float) else statistics.median_low(values)
+    figures["ratio"] = statistics.median(sample["import_seconds"] / sample["baseline_seconds"] for sample in samples)
+    figures["noop_ratio"] = statistics.median(sample["noop_seconds"] / sample["import_seconds"] for sample in samples)
+    figures["changesets_per_query"] = profile.changesets // max(1, figures["sql_queries"])
+    return {f"{profile.name}_{key}": value for key, value in figures.items()}
 
+
+def measure_once(profile, name, hgmo, tmp):
     hg = hg_executable()
     baseline_clone = tmp / f"baseline-{profile.name}"
+    shutil.rmtree(baseline_clone, ignore_errors=True)
     clone_seconds = timed([hg, "clone", "--noupdate", "--quiet", hgmo.repo_url(name), str(baseline_clone)])
     log_seconds = timed([hg, "log", "-R", str(baseline_clone), "-T", "json", "--verbose", "-r", "all()"])
 
-    repository = Repository.objects.create(name=name, url=hgmo.repo_url(name))
-    with CaptureQueriesContext(connection) as queries:
-        started = time.perf_counter()
-        result = reprocess_repository(repository)
-        import_seconds = time.perf_counter() - started
-    stored = Changeset.objects.filter(repositories=repository).count()
-    pushes = Push.objects.filter(repository=repository).count()
-    assert stored == profile.changesets and pushes == profile.pushes, (stored, pushes)
+    settings.REPOSITORY_BASE = tmp / "clones"
+    shutil.rmtree(settings.REPOSITORY_BASE, ignore_errors=True)
+    with scratch_database():
+        repository = Repository.objects.create(name=name, url=hgmo.repo_url(name))
+        with CaptureQueriesContext(connection) as queries:
+            started = time.perf_counter()
+            result = reprocess_repository(repository)
+            import_seconds = time.perf_counter() - started
+        stored = Changeset.objects.filter(repositories=repository).count()
+        pushes = Push.objects.filter(repository=repository).count()
+        assert stored == profile.changesets and pushes == profile.pushes, (stored, pushes)
 
-    with CaptureQueriesContext(connection) as noop_queries:
-        started = time.perf_counter()
-        again = reprocess_repository(repository)
-        noop_seconds = time.perf_counter() - started
-    assert (again.pushes, again.changesets, again.placeholders_filled) == (0, 0, 0), again
+        with CaptureQueriesContext(connection) as noop_queries:
+            started = time.perf_counter()
+            again = reprocess_repository(repository)
+            noop_seconds = time.perf_counter() - started
+        assert (again.pushes, again.changesets, again.placeholders_filled) == (0, 0, 0), again
 
-    baseline = clone_seconds + log_seconds
-    figures = {
+    return {
         "changesets": result.changesets,
         "pushes": result.pushes,
         "hg_clone_seconds": clone_seconds,
         "hg_log_seconds": log_seconds,
-        "baseline_seconds": baseline,
+        "baseline_seconds": clone_seconds + log_seconds,
         "import_seconds": import_seconds,
         "import_hg_seconds": result.vcs_seconds,
         "sql_queries": len(queries),
-        "changesets_per_query": profile.changesets // max(1, len(queries)),
         "noop_seconds": noop_seconds,
         "noop_sql_queries": len(noop_queries),
-        "ratio": import_seconds / baseline,
-        "noop_ratio": noop_seconds / import_seconds,
     }
-    return {f"{profile.name}_{key}": value for key, value in figures.items()}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=sorted(PROFILES), action="append",
                         help="only this profile (repeatable); default: all")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="baseline and import alternate; medians reported (one round is one noisy sample)")
     args = parser.parse_args()
 
-    figures = {}
+    figures = {"database": connection.vendor}
+    freeze_startup_objects()  # as ./manage.py reprocess-repo does before its work
     with tempfile.TemporaryDirectory(prefix="bench-history-") as tmp, SimulatedHgmo(Path(tmp) / "upstream") as hgmo:
-        settings.REPOSITORY_BASE = Path(tmp) / "clones"
-        with scratch_database() as vendor:
-            figures["database"] = vendor
-            freeze_startup_objects()  # as ./manage.py reprocess-repo does before its work
-            names = args.profile or list(PROFILES)
-            for name in names:
-                figures.update(measure(PROFILES[name], hgmo, Path(tmp)))
+        names = args.profile or list(PROFILES)
+        for name in names:
+            figures.update(measure(PROFILES[name], hgmo, Path(tmp), args.rounds))
     figures["ratio"] = max(figures[f"{name}_ratio"] for name in names)
     figures["noop_ratio"] = max(figures[f"{name}_noop_ratio"] for name in names)
     report(figures)
