@@ -405,6 +405,22 @@ def test_a_slow_job_gets_a_thread_standing_in_for_it_and_the_surplus_ends_after(
     assert finished[2] == ("again", "stored", None)
 
 
+def test_closing_the_pool_ends_its_threads_and_so_their_database_connections():
+    # What a worker does when it stops, for a process that goes on (a test's, a command run in-process).
+    from worker import lanes
+
+    pool = lanes.Lanes(threads=3, backlog_limit=5)
+    for n in range(3):
+        pool.submit(f"hg:{n}", n, lambda n=n: n * 2)
+    finished = []
+    wait_until(lambda: finished.extend(pool.collect()) or len(finished) == 3, timeout=10, interval=0.05)
+    threads = list(pool.workers)
+    pool.close()
+
+    assert sorted(outcome for _, outcome, _ in finished) == [0, 2, 4]
+    assert len(threads) == 3 and not any(thread.is_alive() for thread in threads) and not pool.workers
+
+
 def test_no_thread_stands_in_beyond_the_extra_allowed(monkeypatch):
     import threading
 

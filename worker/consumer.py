@@ -138,6 +138,7 @@ class PulseWorker(ConsumerMixin):
             except Exception as error:  # noqa: BLE001 - see connection_failed
                 self.connection_failed(self.failure or error)
             self.failure = None
+        self.lanes.close()
 
     @contextlib.contextmanager
     def extra_context(self, connection, channel):

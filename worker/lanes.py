@@ -48,6 +48,7 @@ from django.db import close_old_connections, connections
 SLOW_JOB_SECONDS = 5.0
 # How often an idle thread checks whether it is surplus (more threads than the pool needs now).
 IDLE_CHECK_SECONDS = 1.0
+_CLOSE = object()  # in place of a lane: the thread that takes it ends
 
 
 class Lanes:
@@ -114,6 +115,16 @@ class Lanes:
             return
         self.finished.put(item)
 
+    def close(self, timeout=5.0):
+        """End the threads, each closing its database connections; called once no job is in flight (a
+        worker that stops in a process that goes on, as a test's, would leave them open)."""
+        with self.lock:
+            workers = list(self.workers)
+        for _ in workers:
+            self.ready.put(_CLOSE)
+        for thread in workers:
+            thread.join(timeout)
+
     def _wanted(self, now):
         """Threads the pool needs now: ``threads``, plus one for each slow job (at most ``extra_threads`` more)."""
         slow = sum(1 for started in self.job_started.values() if now - started >= SLOW_JOB_SECONDS)
@@ -138,6 +149,10 @@ class Lanes:
                         self.workers.discard(me)  # surplus: the slow job it stood in for has ended
                         break
                 continue
+            if lane is _CLOSE:
+                with self.lock:
+                    self.workers.discard(me)
+                break
             with self.lock:
                 token, job = self.waiting[lane].popleft()
                 self.job_started[me] = time.monotonic()
