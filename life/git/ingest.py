@@ -183,7 +183,7 @@ class _Stored:
 
     ids: array
     paths: set
-    changesets: store.StoredChangesets | None
+    changesets: store.StoredChangesets
 
 
 class _Gathered:
@@ -199,14 +199,13 @@ class _Gathered:
     def add(self, batch):
         self.ids.extend(batch.ids)
         self.paths.update(batch.paths)
-        if batch.changesets:
-            self.result.add_changesets(batch.changesets)
+        self.result.add_changesets(batch.changesets)
 
 
 def _store_batches(repository, directory, target, exclude, first, progress):
     """Store the commits that reach ``target`` and not ``exclude`` and are not stored yet, in batches of
-    one transaction each, under the repository's row lock; yield a _Stored per batch, outside its
-    transaction. ``first``: the repository has nothing stored, nothing to look up."""
+    one transaction each, under the repository's row lock; yield a _Stored per batch that stored anything,
+    outside its transaction. ``first``: the repository has nothing stored, nothing to look up."""
     known_files = {}  # across batches (``store.file_ids``); an exception ends the import, and it with it
     done = 0
     commits = read_commits(directory, target, exclude)
@@ -217,7 +216,6 @@ def _store_batches(repository, directory, target, exclude, first, progress):
         total = beside.submit(clone.count_commits, directory, target, exclude) if progress else None
         for batch in batches:
             records = batch if first else _not_stored(repository, batch)
-            stored = None
             if records:
                 with transaction.atomic():
                     lock_repository(repository)
@@ -225,8 +223,9 @@ def _store_batches(repository, directory, target, exclude, first, progress):
             done += len(batch)
             if progress:
                 progress(done, total.result())
-            yield _Stored(ids=array("q", (stored.ids[record.revision] for record in records)),
-                          paths={path for record in records for path in record.files}, changesets=stored)
+            if records:
+                yield _Stored(ids=array("q", (stored.ids[record.revision] for record in records)),
+                              paths={path for record in records for path in record.files}, changesets=stored)
 
 
 def _on_connections_of_their_own():
